@@ -1,0 +1,20 @@
+// wasi-ktls: the project's command-line tool. Each subcommand lives in its own file and is
+// registered below with one line.
+#include <vector>
+
+#include "tools/command.h"
+#include "tools/probe_command.h"
+
+int main(int argc, char** argv) {
+  using namespace wasi_ktls::cli;
+  CLI::App app{"wasi-ktls: wasi:tls host backend on kernel TLS"};
+  app.require_subcommand(1);
+
+  std::vector<Command> commands;
+  commands.push_back(add_probe_command(app));
+
+  CLI11_PARSE(app, argc, argv);
+  for (const Command& c : commands)
+    if (c.app->parsed()) return c.run();
+  return 2;  // unreachable: require_subcommand(1) makes CLI11 reject a missing subcommand
+}
