@@ -1,0 +1,71 @@
+// Just enough HTTP/1.1 for `wasi-ktls serve` and `wasi-ktls fetch`: request and response
+// heads, and the body framing a real server uses (Content-Length, chunked, or until close).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace wasi_ktls::http {
+
+// A head larger than this is refused: the peer gets an error, not our memory.
+inline constexpr std::size_t kMaxHeadBytes = 16 * 1024;
+
+// Length of the head (through the blank line) if `buf` holds a complete one, 0 if it does
+// not yet, an error if it cannot become one within kMaxHeadBytes.
+Result<std::size_t> head_length(std::string_view buf);
+
+struct Request {
+  std::string method;
+  std::string target;
+  bool keep_alive = true;  // HTTP/1.1 default unless "Connection: close"
+};
+Result<Request> parse_request(std::string_view head);
+
+// What `serve` answers: GET / (a short text) and GET /bytes/N (N pattern bytes).
+struct Route {
+  int status = 200;
+  std::string content_type = "text/plain";
+  std::uint64_t body_length = 0;
+  std::string text_body;        // for small bodies
+  bool pattern_body = false;    // body is pattern_bytes(0, body_length)
+};
+Route route(const Request& req);
+
+// Byte i of /bytes/N is i % 251, so any client can check what it got.
+void fill_pattern(std::uint64_t offset, std::span<std::uint8_t> out);
+bool check_pattern(std::uint64_t offset, std::span<const std::uint8_t> data);
+
+std::string response_head(const Route& r, bool keep_alive);
+
+struct Response {
+  int status = 0;
+  std::optional<std::uint64_t> content_length;
+  bool chunked = false;
+  bool close = false;
+};
+Result<Response> parse_response(std::string_view head);
+
+std::string get_request(std::string_view host, std::string_view target);
+
+// Incremental decoder of a chunked body: feed bytes, collect the payload.
+class ChunkedDecoder {
+ public:
+  // Appends the payload found in `in` to `out`; returns an error on malformed framing.
+  Status feed(std::string_view in, std::string& out);
+  bool done() const { return state_ == State::done; }
+
+ private:
+  enum class State { size, data, data_crlf, trailer, done };
+  State state_ = State::size;
+  std::string line_;
+  std::uint64_t remaining_ = 0;
+};
+
+}  // namespace wasi_ktls::http
