@@ -13,6 +13,8 @@ std::string_view to_string(Cipher c) {
   return "?";
 }
 
+std::string_view to_string(Direction d) { return d == Direction::tx ? "tx" : "rx"; }
+
 std::optional<TlsVersion> parse_version(std::string_view s) {
   if (s == "1.2") return TlsVersion::tls12;
   if (s == "1.3") return TlsVersion::tls13;

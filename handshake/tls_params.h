@@ -13,6 +13,9 @@ enum class TlsVersion : std::uint16_t { tls12 = 0x0303, tls13 = 0x0304 };
 
 enum class Cipher { aes_128_gcm, aes_256_gcm, chacha20_poly1305 };
 
+// A connection's sending (tx) or receiving (rx) side, each with its own keys.
+enum class Direction { tx, rx };
+
 inline constexpr std::array kAllVersions{TlsVersion::tls12, TlsVersion::tls13};
 inline constexpr std::array kAllCiphers{Cipher::aes_128_gcm, Cipher::aes_256_gcm,
                                         Cipher::chacha20_poly1305};
@@ -21,6 +24,8 @@ inline constexpr std::array kAllCiphers{Cipher::aes_128_gcm, Cipher::aes_256_gcm
 std::string_view to_string(TlsVersion v);
 // "AES-128-GCM" / "AES-256-GCM" / "CHACHA20-POLY1305".
 std::string_view to_string(Cipher c);
+// "tx" / "rx".
+std::string_view to_string(Direction d);
 
 std::optional<TlsVersion> parse_version(std::string_view s);
 std::optional<Cipher> parse_cipher(std::string_view s);

@@ -15,8 +15,6 @@
 
 namespace wasi_ktls {
 
-enum class Direction { tx, rx };
-
 class KernelCryptoInfo {
  public:
   // Maps `keys` (one direction) to the kernel struct:

@@ -234,7 +234,6 @@ std::string kernel_release() {
 
 }  // namespace
 
-std::string_view to_string(Direction d) { return d == Direction::tx ? "tx" : "rx"; }
 
 const Verdict& Probe::combo(TlsVersion v, Cipher c, Direction d) const {
   for (const ComboVerdict& cv : combos)

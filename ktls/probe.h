@@ -14,8 +14,6 @@
 
 namespace wasi_ktls {
 
-enum class Direction { tx, rx };
-std::string_view to_string(Direction d);  // "tx" / "rx"
 
 // One yes/no answer with its reason: "accepted" when ok, else "<ERRNO NAME>: <meaning>"
 // (or "not probed: <why>" when a prerequisite already failed; sys_errno is then 0).
