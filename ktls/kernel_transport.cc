@@ -1,0 +1,52 @@
+#include "ktls/kernel_transport.h"
+
+#include "handshake/key_schedule.h"
+
+namespace wasi_ktls {
+namespace {
+
+RecordIoConfig config_for(const std::shared_ptr<TrafficKeys>& keys, bool kernel_can_rekey,
+                          std::uint64_t tx_record_limit) {
+  RecordIoConfig c;
+  c.version = keys->version;
+  c.cipher = keys->cipher;
+  c.tx_seq = keys->tx.seq;
+  c.rx_seq = keys->rx.seq;
+  c.kernel_can_rekey = kernel_can_rekey;
+  c.tx_record_limit = tx_record_limit;
+  if (keys->version == TlsVersion::tls13) {
+    c.next_keys = [keys](Direction d) -> Result<DirectionKeys> {
+      DirectionKeys& current = d == Direction::tx ? keys->tx : keys->rx;
+      auto next = tls13_next_direction_keys(keys->cipher, current);
+      if (next) current = *next;
+      return next;
+    };
+  }
+  return c;
+}
+
+}  // namespace
+
+KernelTransport::KernelTransport(int fd, const TrafficKeys& keys, bool kernel_can_rekey,
+                                 std::uint64_t tx_record_limit)
+    : keys_(std::make_shared<TrafficKeys>(keys)),
+      io_(fd, config_for(keys_, kernel_can_rekey, tx_record_limit)) {}
+
+Result<std::size_t> KernelTransport::read(std::span<std::uint8_t> buf) {
+  auto r = io_.recv(buf);
+  if (!r) return r.error();
+  return r->kind == RecvResult::Kind::end_of_stream ? std::size_t{0} : r->bytes;
+}
+
+Status KernelTransport::write(std::span<const std::uint8_t> data) {
+  while (!data.empty()) {
+    auto n = io_.send(data);
+    if (!n) return n.error();
+    data = data.subspan(*n);
+  }
+  return {};
+}
+
+Status KernelTransport::close() { return io_.close_notify(); }
+
+}  // namespace wasi_ktls
