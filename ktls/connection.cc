@@ -28,9 +28,7 @@ std::optional<std::string> kernel_refusal(const Session& session) {
     return fmt::format("negotiated suite {} has no kernel TLS cipher", info.suite);
   if (info.max_fragment_length)
     return std::string("peer negotiated max_fragment_length; the kernel sends 16 KiB records");
-  if (auto why = kernel_probe().refusal(info.version, *info.cipher))
-    return fmt::format("kernel cannot take TLS {} {}: {}", to_string(info.version),
-                       to_string(*info.cipher), *why);
+  if (auto why = kernel_probe().refusal(info.version, *info.cipher)) return why;
   if (session.has_unconsumed_input())
     return std::string("bytes past the handshake are buffered in userspace");
   if (!session.pending_output().empty())

@@ -21,7 +21,7 @@ Status run_handshake(int fd, Session& session, Deadline deadline) {
     auto step = session.advance();
     if (!step) {
       (void)flush(fd, session, deadline);  // the alert that explains the failure
-      return Error{"TLS handshake failed: " + step.error().message, step.error().sys_errno};
+      return step.error();
     }
     if (auto st = flush(fd, session, deadline); !st)
       return Error{"TLS handshake: " + st.error().message, st.error().sys_errno};

@@ -3,7 +3,9 @@
 #include <vector>
 
 #include "tools/command.h"
+#include "tools/fetch_command.h"
 #include "tools/probe_command.h"
+#include "tools/serve_command.h"
 
 int main(int argc, char** argv) {
   using namespace wasi_ktls::cli;
@@ -12,6 +14,8 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands;
   commands.push_back(add_probe_command(app));
+  commands.push_back(add_serve_command(app));
+  commands.push_back(add_fetch_command(app));
 
   CLI11_PARSE(app, argc, argv);
   for (const Command& c : commands)
