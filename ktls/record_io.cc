@@ -312,7 +312,9 @@ Status KernelRecordIo::close_notify() {
                                                    alert_desc::close_notify};
   close_sent_ = true;
   if (Status s = send_control_record(content_type::alert, kCloseNotify); !s) return s;
-  if (::shutdown(fd_, SHUT_WR) != 0) return errno_error(errno, "shutdown(SHUT_WR)");
+  // ENOTCONN: the peer has already reset the connection; there is no write side left.
+  if (::shutdown(fd_, SHUT_WR) != 0 && errno != ENOTCONN)
+    return errno_error(errno, "shutdown(SHUT_WR)");
   return {};
 }
 

@@ -61,7 +61,9 @@ Status UserspaceTransport::close() {
   auto st = session_.shutdown();
   if (!st) return st;
   if (auto f = flush(); !f) return f;
-  if (::shutdown(fd_, SHUT_WR) != 0) return errno_error(errno, "shutdown(SHUT_WR)");
+  // ENOTCONN: the peer has already reset the connection; there is no write side left.
+  if (::shutdown(fd_, SHUT_WR) != 0 && errno != ENOTCONN)
+    return errno_error(errno, "shutdown(SHUT_WR)");
   return {};
 }
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Kernel lab: `wasi-ktls serve` answers Debian's curl over kTLS, and `wasi-ktls fetch` gets
+# the right bytes over kTLS from our serve, from `openssl s_server -www` and from nginx.
+# Proof that the kernel did the work: the connection log says backend=ktls, and
+# /proc/net/tls_stat counts the sessions. Run on the host; it boots the lab itself.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root" || exit 2
+if [[ ${1:-} != --inside ]]; then
+  exec tools/kernel-lab --timeout 600 -- "$0" --inside
+fi
+
+passed=0 failed=0
+check() {  # check NAME COMMAND...
+  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
+  else failed=$((failed + 1)); echo "FAIL  $1"; fi
+}
+stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+# pattern_ok FILE N: FILE holds exactly N bytes, byte i = i % 251.
+pattern_ok() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+d = open(sys.argv[1], 'rb').read(); n = int(sys.argv[2])
+sys.exit(0 if len(d) == n and d == bytes(i % 251 for i in range(n)) else 1)
+PY
+}
+
+bin=bazel-bin/tools/wasi-ktls
+work=$(mktemp -d)
+pki=$work/pki
+tools/make-test-pki "$pki" >/dev/null || { echo "make-test-pki failed"; exit 1; }
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+wait_port() {  # wait_port PORT: up to 10 s
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- our serve, curl as the client (TLS 1.3 and 1.2) ----------------------------------
+port=9443
+"$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $port \
+  --backend ktls 2>"$work/serve.log" &
+pids+=($!)
+check "serve listens" wait_port $port
+# wait_port's probe connection is logged as a failed handshake; it carries no TLS.
+
+tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw)
+for v in 1.3 1.2; do
+  curl -sS --max-time 60 --cacert "$pki/ca.pem" --tlsv$v --tls-max $v \
+    "https://localhost:$port/bytes/1000000" -o "$work/curl-$v.bin"
+  check "curl TLS $v /bytes/1000000 from serve: right bytes" pattern_ok "$work/curl-$v.bin" 1000000
+done
+curl -sS --max-time 60 --cacert "$pki/ca.pem" "https://localhost:$port/" -o "$work/root.txt"
+check "curl GET / from serve" grep -q 'GET /bytes/N' "$work/root.txt"
+sleep 0.5
+check "serve logged backend=ktls for every curl connection" \
+  test "$(grep -c 'backend=ktls .* ok$' "$work/serve.log")" -ge 3
+check "serve logged TLS 1.2 and 1.3" \
+  sh -c "grep -q 'version=1.2 ' '$work/serve.log' && grep -q 'version=1.3 ' '$work/serve.log'"
+check "tls_stat: serve's kTLS TX and RX sessions counted" \
+  test $(($(stat_of TlsTxSw) - tx0)) -ge 3 -a $(($(stat_of TlsRxSw) - rx0)) -ge 3
+
+# --- our fetch against our serve (both ends kTLS) -----------------------------------------
+for v in 1.2 1.3; do
+  "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \
+    "https://localhost:$port/bytes/2000000" -o "$work/fetch-$v.bin" 2>"$work/fetch-$v.err"
+  check "fetch TLS $v from serve: right bytes" pattern_ok "$work/fetch-$v.bin" 2000000
+  check "fetch TLS $v reports backend ktls" grep -q '^\* backend ktls$' "$work/fetch-$v.err"
+done
+
+# --- fetch against openssl s_server -www ---------------------------------------------------
+sport=9444
+openssl s_server -quiet -www -accept $sport -cert "$pki/server.pem" -key "$pki/server.key" \
+  </dev/null >"$work/s_server.log" 2>&1 &
+pids+=($!)
+sleep 0.5
+"$bin" fetch -v --backend ktls --ca "$pki/ca.pem" "https://localhost:$sport/" \
+  -o "$work/s_server.html" 2>"$work/fetch-s_server.err"
+check "fetch from openssl s_server -www over kTLS" \
+  sh -c "grep -q 'Ciphers supported in s_server' '$work/s_server.html' &&
+         grep -q '^\* backend ktls$' '$work/fetch-s_server.err'"
+
+# --- fetch against nginx ---------------------------------------------------------------------
+nport=9445
+mkdir -p "$work/nginx/html"
+head -c 3000000 /dev/urandom >"$work/nginx/html/blob"
+cat >"$work/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+user root;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nport ssl;
+    ssl_certificate $pki/server.pem;
+    ssl_certificate_key $pki/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root $work/nginx/html;
+  }
+}
+NGINX
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+check "nginx listens" wait_port $nport
+for v in 1.2 1.3; do
+  "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \
+    "https://localhost:$nport/blob" -o "$work/nginx-$v.bin" 2>"$work/fetch-nginx-$v.err"
+  check "fetch TLS $v from nginx over kTLS: 3 MB intact" \
+    sh -c "cmp -s '$work/nginx/html/blob' '$work/nginx-$v.bin' &&
+           grep -q '^\* backend ktls$' '$work/fetch-nginx-$v.err'"
+done
+
+if ((failed > 0)); then
+  for f in "$work"/*.log "$work"/*.err; do echo "--- $f"; tail -5 "$f"; done
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))
