@@ -1,7 +1,7 @@
 #include "ktls/connection.h"
 
 #include "ktls/handshake_driver.h"
-#include "ktls/install.h"
+#include "ktls/handover.h"
 #include "ktls/kernel_transport.h"
 #include "ktls/probe.h"
 #include "ktls/socket_io.h"
@@ -21,60 +21,23 @@ struct Connection::Impl {
 
 namespace {
 
-// Why the kernel cannot carry this connection, or nullopt if it can.
-std::optional<std::string> kernel_refusal(const Session& session) {
-  const HandshakeInfo& info = session.info();
-  if (!info.cipher)
-    return fmt::format("negotiated suite {} has no kernel TLS cipher", info.suite);
-  if (info.max_fragment_length)
-    return std::string("peer negotiated max_fragment_length; the kernel sends 16 KiB records");
-  if (auto why = kernel_probe().refusal(info.version, *info.cipher)) return why;
-  if (session.has_unconsumed_input())
-    return std::string("bytes past the handshake are buffered in userspace");
-  if (!session.pending_output().empty())
-    return std::string("handshake output not yet sent");
-  return std::nullopt;
-}
-
 Result<Connection::Impl> establish(UniqueFd fd, Session session,
                                    const ConnectionOptions& options) {
   if (auto st = set_socket_timeouts(fd.get(), options.io_timeout); !st) return st.error();
   if (auto st = run_handshake(fd.get(), session, deadline_after(options.handshake_timeout)); !st)
     return st.error();
 
+  auto handover = hand_over(fd.get(), session, options.backend);
+  if (!handover) return handover.error();
   Connection::Impl c;
   c.info = session.info();
-  auto decision = decide_backend(options.backend, kernel_refusal(session));
-  if (!decision) return decision.error();
-
-  if (decision->transport == Transport::kernel) {
-    auto keys = session.take_keys();
-    std::optional<std::string> refused;
-    if (!keys) {
-      refused = "cannot extract keys for the kernel: " + keys.error().message;
-    } else {
-      InstallResult installed = install_kernel_tls(fd.get(), *keys);
-      if (installed.ok()) {
-        c.io = std::make_unique<KernelTransport>(fd.get(), *keys, kernel_probe().rekey.ok,
-                                                 options.tx_record_limit);
-        c.transport = Transport::kernel;
-        c.fd = std::move(fd);
-        return c;
-      }
-      if (installed.outcome == InstallResult::Outcome::connection_broken)
-        return Error{"kernel TLS install failed half-way, connection closed: " +
-                         installed.error.message,
-                     installed.error.sys_errno};
-      refused = "kernel refused the keys: " + installed.error.message;
-    }
-    // Nothing reached the kernel's record layer: the socket is still plain TCP.
-    auto fallback = decide_backend(options.backend, refused);
-    if (!fallback) return fallback.error();
-    decision = std::move(fallback);
-  }
-  c.reason = decision->reason;
-  c.transport = Transport::userspace;
-  c.io = std::make_unique<UserspaceTransport>(fd.get(), std::move(session), options.io_timeout);
+  c.transport = handover->transport;
+  c.reason = std::move(handover->reason);
+  if (handover->transport == Transport::kernel)
+    c.io = std::make_unique<KernelTransport>(fd.get(), *handover->keys, kernel_probe().rekey.ok,
+                                             options.tx_record_limit);
+  else
+    c.io = std::make_unique<UserspaceTransport>(fd.get(), std::move(session), options.io_timeout);
   c.fd = std::move(fd);
   return c;
 }
