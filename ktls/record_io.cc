@@ -65,6 +65,14 @@ Error KernelRecordIo::limit_reached() {
   return e;
 }
 
+Status KernelRecordIo::at_record_limit() {
+  if (config_.kernel_can_rekey && config_.next_keys && config_.version == TlsVersion::tls13) {
+    if (Status s = rekey_tx(); !s) return fail(s.error(), alert_desc::internal_error);
+    return {};
+  }
+  return limit_reached();
+}
+
 Result<std::size_t> KernelRecordIo::send(std::span<const std::uint8_t> data) {
   if (dead_) return *dead_;
   if (close_sent_) return make_error("send after close_notify");
@@ -73,12 +81,8 @@ Result<std::size_t> KernelRecordIo::send(std::span<const std::uint8_t> data) {
     std::size_t chunk = tx_budget_.sendable_bytes(data.size() - total);
     if (chunk == 0) {
       if (total > 0) return total;  // report what went; the next call hits the limit
-      if (config_.kernel_can_rekey && config_.next_keys &&
-          config_.version == TlsVersion::tls13) {
-        if (Status s = rekey_tx(); !s) return fail(s.error(), alert_desc::internal_error);
-        continue;
-      }
-      return limit_reached();
+      if (Status s = at_record_limit(); !s) return s.error();
+      continue;
     }
     // Never MSG_WAITALL or MSG_EOR: 6.1 refuses every flag but MORE/DONTWAIT/NOSIGNAL.
     const ssize_t n = ::send(fd_, data.data() + total, chunk, MSG_NOSIGNAL);
@@ -97,47 +101,55 @@ Result<std::size_t> KernelRecordIo::send(std::span<const std::uint8_t> data) {
   return total;
 }
 
+std::size_t KernelRecordIo::take_pending(std::span<std::uint8_t> buf) {
+  if (pending_pos_ >= pending_.size()) return 0;
+  const std::size_t n = std::min(buf.size(), pending_.size() - pending_pos_);
+  std::memcpy(buf.data(), pending_.data() + pending_pos_, n);
+  pending_pos_ += n;
+  if (pending_pos_ == pending_.size()) {
+    pending_.clear();
+    pending_pos_ = 0;
+  }
+  return n;
+}
+
 Result<RecvResult> KernelRecordIo::recv(std::span<std::uint8_t> buf) {
   if (dead_) return *dead_;
   if (peer_closed_) return RecvResult::end_of_stream();
   if (buf.empty()) return RecvResult::data(0);
-  if (pending_pos_ < pending_.size()) {
-    const std::size_t n = std::min(buf.size(), pending_.size() - pending_pos_);
-    std::memcpy(buf.data(), pending_.data() + pending_pos_, n);
-    pending_pos_ += n;
-    if (pending_pos_ == pending_.size()) {
-      pending_.clear();
-      pending_pos_ = 0;
-    }
-    return RecvResult::data(n);
-  }
+  if (std::size_t n = take_pending(buf); n > 0) return RecvResult::data(n);
   for (;;) {
     const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-    if (n > 0) {
-      rx_records_ += records_for_bytes(static_cast<std::size_t>(n));
-      if (Status s = parser_.on_application_data(); !s) {
-        return fail(s.error(), alert_desc::unexpected_message);
-      }
-      return RecvResult::data(static_cast<std::size_t>(n));
-    }
-    if (n == 0) {
-      return fail(make_error("peer closed the connection without close_notify (truncation)"),
-                  std::nullopt);
-    }
-    const int err = errno;
-    if (err == EINTR) continue;
-    if (err == EIO) {
-      // The next record is not data: the kernel keeps it queued for a recvmsg with room for
-      // the record-type cmsg.
-      auto r = read_control_record(buf);
-      if (!r) return r.error();
-      if (*r) return **r;
-      continue;
-    }
-    if (auto f = record_layer_failure(err)) return fail(std::move(f->error), f->alert);
-    if (err == EAGAIN || err == EWOULDBLOCK) return errno_error(err, "kTLS recv");
-    return fail(errno_error(err, "kTLS recv"), std::nullopt);
+    if (n < 0 && errno == EINTR) continue;
+    auto r = complete_recv(n < 0 ? -errno : n, buf);
+    if (!r) return r.error();
+    if (*r) return **r;
   }
+}
+
+Result<std::optional<RecvResult>> KernelRecordIo::complete_recv(long result,
+                                                                std::span<std::uint8_t> buf) {
+  if (dead_) return *dead_;
+  if (result > 0) {
+    const auto n = static_cast<std::size_t>(result);
+    rx_records_ += records_for_bytes(n);
+    if (Status s = parser_.on_application_data(); !s) {
+      return fail(s.error(), alert_desc::unexpected_message);
+    }
+    return std::optional<RecvResult>(RecvResult::data(n));
+  }
+  if (result == 0) {
+    return fail(make_error("peer closed the connection without close_notify (truncation)"),
+                std::nullopt);
+  }
+  const int err = static_cast<int>(-result);
+  // The next record is not data: the kernel keeps it queued for a recvmsg with room for the
+  // record-type cmsg.
+  if (err == EIO) return read_control_record(buf);
+  if (auto f = record_layer_failure(err)) return fail(std::move(f->error), f->alert);
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ETIME || err == ECANCELED)
+    return errno_error(err, "kTLS recv");
+  return fail(errno_error(err, "kTLS recv"), std::nullopt);
 }
 
 // Reads one record with recvmsg. Returns a RecvResult when the caller gets something (data,
@@ -155,7 +167,7 @@ Result<std::optional<RecvResult>> KernelRecordIo::read_control_record(
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf;
     msg.msg_controllen = sizeof(cbuf);
-    n = ::recvmsg(fd_, &msg, 0);
+    n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
     if (n >= 0 || errno != EINTR) break;
   }
   if (n == 0) {

@@ -66,6 +66,24 @@ class KernelRecordIo {
   // (SO_RCVTIMEO) is an EAGAIN error and not terminal.
   Result<RecvResult> recv(std::span<std::uint8_t> buf);
 
+  // For an event loop that performs the data recv itself (io_uring, Asio): what its result
+  // means. result > 0: data in buf; 0: truncation; -EIO: the queued control record is read
+  // here (recvmsg, which never waits: the kernel has it whole) and handled; other -errno as
+  // recv() reports them. Returns what the caller gets, or nullopt: receive again.
+  // Call take_pending() before each recv: a control read may leave data behind.
+  Result<std::optional<RecvResult>> complete_recv(long result, std::span<std::uint8_t> buf);
+  std::size_t take_pending(std::span<std::uint8_t> buf);
+  bool peer_closed() const { return peer_closed_; }
+  const std::optional<Error>& dead() const { return dead_; }
+
+  // For an event loop that performs the data send itself: how many of `want` bytes the next
+  // send may carry (0: at the AEAD limit: call limit_reached()), and the bytes it sent.
+  std::size_t sendable_bytes(std::size_t want) const { return tx_budget_.sendable_bytes(want); }
+  void complete_send(std::size_t sent) { tx_budget_.add(records_for_bytes(sent)); }
+  // Sends close_notify and fails the connection with "AEAD record limit reached"; or, where
+  // the kernel can rekey (TLS 1.3), rekeys TX and returns ok.
+  Status at_record_limit();
+
   // close_notify as an alert record, then shutdown(SHUT_WR). Idempotent.
   Status close_notify();
   // A fatal alert to the peer, best effort (the connection is ending anyway).
