@@ -1,5 +1,7 @@
 #include "ktls/kernel_transport.h"
 
+#include <cerrno>
+
 #include "handshake/key_schedule.h"
 
 namespace wasi_ktls {
@@ -25,6 +27,13 @@ RecordIoConfig config_for(const std::shared_ptr<TrafficKeys>& keys, bool kernel_
   return c;
 }
 
+// SO_RCVTIMEO/SO_SNDTIMEO expiring surfaces as EAGAIN; say what it means, in the same words
+// as the userspace transport.
+Error timeout_or(Error e, const char* what) {
+  if (e.sys_errno != EAGAIN && e.sys_errno != EWOULDBLOCK) return e;
+  return Error{std::string("timed out ") + what + " (" + e.message + ")", ETIMEDOUT};
+}
+
 }  // namespace
 
 KernelTransport::KernelTransport(int fd, const TrafficKeys& keys, bool kernel_can_rekey,
@@ -34,14 +43,14 @@ KernelTransport::KernelTransport(int fd, const TrafficKeys& keys, bool kernel_ca
 
 Result<std::size_t> KernelTransport::read(std::span<std::uint8_t> buf) {
   auto r = io_.recv(buf);
-  if (!r) return r.error();
+  if (!r) return timeout_or(r.error(), "reading");
   return r->kind == RecvResult::Kind::end_of_stream ? std::size_t{0} : r->bytes;
 }
 
 Status KernelTransport::write(std::span<const std::uint8_t> data) {
   while (!data.empty()) {
     auto n = io_.send(data);
-    if (!n) return n.error();
+    if (!n) return timeout_or(n.error(), "writing");
     data = data.subspan(*n);
   }
   return {};
