@@ -52,6 +52,9 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv,
   ::close(out[1]);
   ChildProcess c;
   c.pid_ = pid;
+  // Our end never blocks: write_stdin waits with poll, so its timeout holds even when the
+  // child stops reading mid-write.
+  ::fcntl(in[1], F_SETFL, ::fcntl(in[1], F_GETFL) | O_NONBLOCK);
   c.stdin_.reset(in[1]);
   c.stdout_.reset(out[0]);
   return c;
