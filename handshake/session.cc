@@ -432,6 +432,14 @@ void Session::consume_output(std::size_t n) {
   }
 }
 
+void Session::take_output(std::vector<std::uint8_t>& into) {
+  Impl& s = *impl_;
+  into.clear();
+  s.out.erase(s.out.begin(), s.out.begin() + static_cast<std::ptrdiff_t>(s.out_pos));
+  s.out_pos = 0;
+  s.out.swap(into);
+}
+
 bool Session::has_unconsumed_input() const {
   return impl_->buffered() > 0 || SSL_pending(impl_->ssl) > 0 || SSL_has_pending(impl_->ssl) == 1;
 }

@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "handshake/policy.h"
@@ -69,6 +70,10 @@ class Session {
 
   std::span<const std::uint8_t> pending_output() const;
   void consume_output(std::size_t n);
+  // Moves all pending output into `into` by swapping buffers (no copy; `into`'s old contents
+  // are dropped, its capacity reused). For drivers that send asynchronously: OpenSSL may
+  // write more while that send is in flight.
+  void take_output(std::vector<std::uint8_t>& into);
 
   // True if any received byte is not yet fully processed: fed but unread by OpenSSL, or held
   // inside OpenSSL. Must be false before the kernel takes over the receive side.

@@ -5,10 +5,9 @@
 #include "handshake/key_schedule.h"
 
 namespace wasi_ktls {
-namespace {
 
-RecordIoConfig config_for(const std::shared_ptr<TrafficKeys>& keys, bool kernel_can_rekey,
-                          std::uint64_t tx_record_limit) {
+RecordIoConfig record_io_config(const std::shared_ptr<TrafficKeys>& keys, bool kernel_can_rekey,
+                                std::uint64_t tx_record_limit) {
   RecordIoConfig c;
   c.version = keys->version;
   c.cipher = keys->cipher;
@@ -27,6 +26,8 @@ RecordIoConfig config_for(const std::shared_ptr<TrafficKeys>& keys, bool kernel_
   return c;
 }
 
+namespace {
+
 // SO_RCVTIMEO/SO_SNDTIMEO expiring surfaces as EAGAIN; say what it means, in the same words
 // as the userspace transport.
 Error timeout_or(Error e, const char* what) {
@@ -39,7 +40,7 @@ Error timeout_or(Error e, const char* what) {
 KernelTransport::KernelTransport(int fd, const TrafficKeys& keys, bool kernel_can_rekey,
                                  std::uint64_t tx_record_limit)
     : keys_(std::make_shared<TrafficKeys>(keys)),
-      io_(fd, config_for(keys_, kernel_can_rekey, tx_record_limit)) {}
+      io_(fd, record_io_config(keys_, kernel_can_rekey, tx_record_limit)) {}
 
 Result<std::size_t> KernelTransport::read(std::span<std::uint8_t> buf) {
   auto r = io_.recv(buf);

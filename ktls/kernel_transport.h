@@ -10,6 +10,11 @@
 
 namespace wasi_ktls {
 
+// The record layer's configuration for installed `keys`: their version, cipher and sequence
+// numbers, the AEAD budget, and (TLS 1.3) the KeyUpdate key derivation, which updates `keys`.
+RecordIoConfig record_io_config(const std::shared_ptr<TrafficKeys>& keys, bool kernel_can_rekey,
+                                std::uint64_t tx_record_limit);
+
 class KernelTransport final : public TransportIo {
  public:
   // `keys` were installed on fd; their secrets are kept for a TLS 1.3 KeyUpdate where the

@@ -122,6 +122,13 @@ Result<std::uint16_t> local_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
+std::string peer_name(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  return format_peer(ss);
+}
+
 Result<UniqueFd> tcp_accept(int listen_fd, std::chrono::milliseconds timeout, std::string* peer) {
   if (timeout.count() >= 0) {
     pollfd p{listen_fd, POLLIN, 0};

@@ -25,6 +25,9 @@ Result<UniqueFd> tcp_listen(std::string_view address, std::uint16_t port, bool r
 // The port a socket is bound to.
 Result<std::uint16_t> local_port(int fd);
 
+// The peer of a connected socket as "address:port" ("[v6]:port"), or "?" if unknown.
+std::string peer_name(int fd);
+
 // Accepts one connection, waiting at most `timeout` (negative: forever). The peer's
 // "address:port" goes to `peer` if given.
 Result<UniqueFd> tcp_accept(int listen_fd, std::chrono::milliseconds timeout,
