@@ -10,9 +10,9 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 
-#include "handshake/key_schedule.h"
 #include "ktls/control_record.h"
 #include "ktls/handover.h"
+#include "ktls/kernel_transport.h"
 #include "ktls/probe.h"
 #include "ktls/record_io.h"
 
@@ -112,26 +112,6 @@ namespace {
 
 bool is_system(const boost::system::error_code& ec) {
   return ec.category() == boost::system::system_category();
-}
-
-RecordIoConfig kernel_config(const std::shared_ptr<TrafficKeys>& keys,
-                             std::uint64_t tx_record_limit) {
-  RecordIoConfig c;
-  c.version = keys->version;
-  c.cipher = keys->cipher;
-  c.tx_seq = keys->tx.seq;
-  c.rx_seq = keys->rx.seq;
-  c.kernel_can_rekey = kernel_probe().rekey.ok;
-  c.tx_record_limit = tx_record_limit;
-  if (keys->version == TlsVersion::tls13) {
-    c.next_keys = [keys](Direction d) -> Result<DirectionKeys> {
-      DirectionKeys& current = d == Direction::tx ? keys->tx : keys->rx;
-      auto next = tls13_next_direction_keys(keys->cipher, current);
-      if (next) current = *next;
-      return next;
-    };
-  }
-  return c;
 }
 
 Step read_into(boost::asio::mutable_buffer b) {
@@ -271,8 +251,9 @@ Step HandshakeOp::finish(Stream& s) {
   st.reason = std::move(h->reason);
   if (h->transport == Transport::kernel) {
     st.keys = std::make_shared<TrafficKeys>(std::move(*h->keys));
-    st.kio = std::make_unique<KernelRecordIo>(s.socket_.native_handle(),
-                                              kernel_config(st.keys, st.options.tx_record_limit));
+    st.kio = std::make_unique<KernelRecordIo>(
+        s.socket_.native_handle(),
+        record_io_config(st.keys, kernel_probe().rekey.ok, st.options.tx_record_limit));
     st.session.reset();
   } else {
     st.inbuf.resize(64 * 1024);
