@@ -111,6 +111,15 @@ Result<bool> ChildProcess::read_some(Clock::time_point deadline) {
   return true;
 }
 
+Status ChildProcess::read_to_end(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto more = read_some(deadline);
+    if (!more) return more.error();
+    if (!*more) return {};
+  }
+}
+
 Result<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return make_error("no child to wait for");
   auto deadline = Clock::now() + timeout;

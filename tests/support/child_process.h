@@ -31,10 +31,8 @@ class ChildProcess {
   // Reads stdout until `pred(output so far)` is true, EOF, or the timeout.
   template <class Pred>
   Status read_until(Pred pred, std::chrono::milliseconds timeout);
-  // Reads until EOF on stdout.
-  Status read_to_end(std::chrono::milliseconds timeout) {
-    return read_until([](const std::string&) { return false; }, timeout);
-  }
+  // Reads until EOF on stdout (EOF is success here).
+  Status read_to_end(std::chrono::milliseconds timeout);
   const std::string& output() const { return out_; }
 
   // Waits for exit; returns the exit status (128+signal if killed). Kills with SIGKILL
