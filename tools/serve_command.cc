@@ -1,13 +1,17 @@
 #include "tools/serve_command.h"
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "ktls/async_connection.h"
+#include "ktls/engine.h"
 #include "ktls/tcp_socket.h"
-#include "tools/http_message.h"
+#include "tools/http_session.h"
+#include "tools/static_files.h"
 #include "tools/tls_options.h"
 
 namespace wasi_ktls::cli {
@@ -19,33 +23,10 @@ struct ServeOptions {
   std::uint16_t port = 8443;
   bool echo = false;
   bool require_client_cert = false;
+  std::string root;
+  unsigned threads = 0;               // 0: one per core
   std::uint64_t max_connections = 0;  // 0: serve forever
-  unsigned max_concurrent = 256;
-};
-
-// Connections in flight; the server waits for them before it exits.
-class Inflight {
- public:
-  bool try_enter(unsigned limit) {
-    std::lock_guard l(m_);
-    if (n_ >= limit) return false;
-    ++n_;
-    return true;
-  }
-  void leave() {
-    std::lock_guard l(m_);
-    --n_;
-    cv_.notify_all();
-  }
-  void wait_idle() {
-    std::unique_lock l(m_);
-    cv_.wait(l, [&] { return n_ == 0; });
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  unsigned n_ = 0;
+  std::string engine;                 // empty: WASI_KTLS_ENGINE, else automatic
 };
 
 std::mutex log_mutex;
@@ -55,142 +36,127 @@ void log_line(const std::string& s) {
   std::fprintf(stderr, "%s\n", s.c_str());
 }
 
-Status send_pattern(Connection& c, std::uint64_t length) {
-  std::vector<std::uint8_t> buf(64 * 1024);
-  for (std::uint64_t off = 0; off < length;) {
-    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), length - off));
-    http::fill_pattern(off, std::span(buf.data(), n));
-    if (auto st = c.write(std::span(buf.data(), n)); !st) return st;
-    off += n;
+void log_connection(const HttpSession& s, const Status& st) {
+  const AsyncConnection& c = s.connection();
+  const HandshakeInfo& i = c.info();
+  std::string reason =
+      c.transport_reason().empty() ? "" : fmt::format(" ({})", c.transport_reason());
+  log_line(fmt::format("peer={} version={} suite={} alpn={} backend={}{} in={} out={} {}",
+                       s.peer(), to_string(i.version), i.suite, i.alpn.empty() ? "-" : i.alpn,
+                       to_string(c.transport()), reason, c.bytes_read(), c.bytes_written(),
+                       st ? "ok" : "error: " + st.error().message));
+}
+
+// What every worker thread shares.
+struct Shared {
+  const ServeOptions& options;
+  const TlsContext& ctx;
+  ConnectionOptions conn_options;
+  HttpSession::Config session_config;
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<bool> stop_accepting{false};
+};
+
+// One thread: its own engine and its own listening socket (SO_REUSEPORT, so the kernel
+// spreads connections over the threads), serving every connection it accepts.
+Status run_worker(Shared& sh, unsigned index, std::uint16_t port, EngineKind kind) {
+  auto listener = tcp_listen(sh.options.listen, port, /*reuse_port=*/true);
+  if (!listener) return listener.error();
+  auto choice = make_engine(kind);
+  if (!choice) return choice.error();
+  Engine& engine = *choice->engine;
+  log_line(fmt::format("worker {}: engine {}{}", index, engine.name(),
+                       choice->reason.empty() ? "" : " (" + choice->reason + ")"));
+
+  std::size_t live = 0;  // connections of this worker not yet ended
+  auto config = sh.session_config;
+  config.on_end = [&live](const HttpSession& s, const Status& st) {
+    log_connection(s, st);
+    --live;
+  };
+  std::function<void()> accept_next = [&] {
+    Status st = engine.accept(listener->get(), kNoDeadline, [&](int fd) {
+      if (fd < 0) {
+        if (fd != -ECANCELED) log_line("accept: " + errno_error(-fd, "accept").message);
+      } else {
+        UniqueFd conn_fd(fd);
+        std::string peer = peer_name(fd);
+        ++live;
+        std::uint64_t n = ++sh.accepted;
+        if (sh.options.max_connections != 0 && n >= sh.options.max_connections)
+          sh.stop_accepting = true;
+        AsyncConnection::accept(engine, std::move(conn_fd), sh.ctx, sh.conn_options,
+                                [&live, &config, peer](Result<AsyncConnection::Ptr> c) {
+                                  if (!c) {
+                                    log_line(fmt::format("peer={} handshake failed: {}", peer,
+                                                         c.error().message));
+                                    --live;
+                                    return;
+                                  }
+                                  HttpSession::start(*c, peer, config);
+                                });
+      }
+      if (!sh.stop_accepting) accept_next();
+    });
+    if (!st) log_line("accept: " + st.error().message);
+  };
+  accept_next();
+  while (!sh.stop_accepting || live > 0) {
+    auto ran = engine.run_once(std::chrono::milliseconds(200));
+    if (!ran) return ran.error();
   }
+  engine.cancel(listener->get());
+  while (engine.in_flight() > 0)
+    if (auto ran = engine.run_once(std::chrono::milliseconds(200)); !ran) return ran.error();
   return {};
 }
 
-// Serves requests until the client closes or asks to; returns how the connection ended.
-Status serve_http(Connection& c) {
-  std::string in;
-  std::vector<std::uint8_t> buf(16 * 1024);
-  for (;;) {
-    auto head = http::head_length(in);
-    if (!head) {
-      (void)c.write(std::string_view("HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                                     "Content-Length: 0\r\nConnection: close\r\n\r\n"));
-      return head.error();
-    }
-    if (*head == 0) {
-      auto n = c.read(buf);
-      if (!n) return n.error();
-      if (*n == 0) return {};  // close_notify between requests: a clean end
-      in.append(reinterpret_cast<const char*>(buf.data()), *n);
-      continue;
-    }
-    auto req = http::parse_request(std::string_view(in).substr(0, *head));
-    in.erase(0, *head);
-    http::Route r;
-    bool keep_alive = false;
-    if (req) {
-      r = http::route(*req);
-      keep_alive = req->keep_alive;
-    } else {
-      r.status = 400;
-      r.text_body = req.error().message + "\n";
-      r.body_length = r.text_body.size();
-    }
-    std::string head_text = http::response_head(r, keep_alive);
-    if (!r.pattern_body) head_text += r.text_body;
-    if (auto st = c.write(head_text); !st) return st;
-    if (r.pattern_body)
-      if (auto st = send_pattern(c, r.body_length); !st) return st;
-    if (!req) return req.error();
-    if (!keep_alive) return {};
-  }
-}
-
-Status serve_echo(Connection& c) {
-  std::vector<std::uint8_t> buf(64 * 1024);
-  for (;;) {
-    auto n = c.read(buf);
-    if (!n) return n.error();
-    if (*n == 0) return {};
-    if (auto st = c.write(std::span(buf.data(), *n)); !st) return st;
-  }
-}
-
-void handle(UniqueFd fd, std::string peer, const TlsContext& ctx, ConnectionOptions copts,
-            bool echo) {
-  auto conn = Connection::accept(std::move(fd), ctx, copts);
-  if (!conn) {
-    log_line(fmt::format("peer={} handshake failed: {}", peer, conn.error().message));
-    return;
-  }
-  Status st = echo ? serve_echo(*conn) : serve_http(*conn);
-  Status closed = conn->close();
-  const HandshakeInfo& i = conn->info();
-  std::string result = !st ? "error: " + st.error().message
-                       : !closed ? "error at close: " + closed.error().message
-                                 : "ok";
-  std::string reason =
-      conn->transport_reason().empty() ? "" : fmt::format(" ({})", conn->transport_reason());
-  log_line(fmt::format("peer={} version={} suite={} alpn={} backend={}{} in={} out={} {}", peer,
-                       to_string(i.version), i.suite, i.alpn.empty() ? "-" : i.alpn,
-                       to_string(conn->transport()), reason, conn->bytes_read(),
-                       conn->bytes_written(), result));
-}
-
 int run_serve(const ServeOptions& o) {
+  auto fail = [](const std::string& msg, int code) {
+    std::fprintf(stderr, "serve: %s\n", msg.c_str());
+    return code;
+  };
   auto policy = o.tls.policy();
-  if (!policy) {
-    std::fprintf(stderr, "serve: %s\n", policy.error().message.c_str());
-    return 2;
-  }
+  if (!policy) return fail(policy.error().message, 2);
   if (o.require_client_cert) {
-    if (o.tls.ca.empty()) {
-      std::fprintf(stderr, "serve: --require-client-cert needs --ca to verify clients with\n");
-      return 2;
-    }
+    if (o.tls.ca.empty()) return fail("--require-client-cert needs --ca to verify clients with", 2);
     policy->client_auth = ClientAuth::required;
   }
   auto ctx = TlsContext::create(Role::server, *policy);
-  if (!ctx) {
-    std::fprintf(stderr, "serve: %s\n", ctx.error().message.c_str());
-    return 2;
-  }
+  if (!ctx) return fail(ctx.error().message, 2);
   auto copts = o.tls.connection_options();
-  if (!copts) {
-    std::fprintf(stderr, "serve: %s\n", copts.error().message.c_str());
-    return 2;
+  if (!copts) return fail(copts.error().message, 2);
+  auto kind = o.engine.empty() ? engine_kind_from_environment() : parse_engine_kind(o.engine);
+  if (!kind) return fail(kind.error().message, 2);
+  std::optional<StaticFiles> files;
+  if (!o.root.empty()) {
+    auto f = StaticFiles::open(o.root);
+    if (!f) return fail(f.error().message, 2);
+    files.emplace(std::move(*f));
   }
-  auto listener = tcp_listen(o.listen, o.port);
-  if (!listener) {
-    std::fprintf(stderr, "serve: %s\n", listener.error().message.c_str());
-    return 1;
-  }
-  auto port = local_port(listener->get());
-  log_line(fmt::format("serving {} on {}:{} (backend {})", o.echo ? "echo" : "HTTP/1.1",
-                       o.listen, port ? *port : 0, to_string(copts->backend)));
 
-  Inflight inflight;
-  for (std::uint64_t served = 0; o.max_connections == 0 || served < o.max_connections;) {
-    std::string peer;
-    auto fd = tcp_accept(listener->get(), std::chrono::milliseconds(-1), &peer);
-    if (!fd) {
-      log_line("accept: " + fd.error().message);
-      if (fd.error().sys_errno == EMFILE || fd.error().sys_errno == ENFILE)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      continue;
-    }
-    if (!inflight.try_enter(o.max_concurrent)) {
-      log_line(fmt::format("peer={} refused: {} connections in flight", peer, o.max_concurrent));
-      continue;
-    }
-    ++served;
-    std::thread([&inflight, &ctx, c = *copts, echo = o.echo, fd = std::move(*fd),
-                 peer = std::move(peer)]() mutable {
-      handle(std::move(fd), std::move(peer), *ctx, c, echo);
-      inflight.leave();
-    }).detach();
-  }
-  inflight.wait_idle();
+  // Bind once to learn the port (0 means any); the workers then share it with SO_REUSEPORT.
+  auto probe_listener = tcp_listen(o.listen, o.port, /*reuse_port=*/true);
+  if (!probe_listener) return fail(probe_listener.error().message, 1);
+  auto port = local_port(probe_listener->get());
+  if (!port) return fail(port.error().message, 1);
+  unsigned threads = o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  Shared sh{o, *ctx, *copts, {}, {}, {}};
+  sh.session_config.files = files ? &*files : nullptr;
+  sh.session_config.echo = o.echo;
+  log_line(fmt::format("serving {} on {}:{} with {} thread(s) (backend {})",
+                       o.echo ? "echo" : "HTTP/1.1", o.listen, *port, threads,
+                       to_string(copts->backend)));
+
+  std::vector<std::thread> workers;
+  std::vector<Status> results(threads);
+  for (unsigned i = 0; i < threads; ++i)
+    workers.emplace_back([&, i] { results[i] = run_worker(sh, i, *port, *kind); });
+  probe_listener->reset();  // the workers' listeners take the connections from here on
+  for (auto& w : workers) w.join();
+  for (const Status& r : results)
+    if (!r) return fail(r.error().message, 1);
   return 0;
 }
 
@@ -199,19 +165,23 @@ int run_serve(const ServeOptions& o) {
 Command add_serve_command(CLI::App& parent) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* app = parent.add_subcommand(
-      "serve", "TLS server: HTTP/1.1 GET / and GET /bytes/N (byte i = i % 251), or --echo");
+      "serve", "TLS server: HTTP/1.1 GET / and GET /bytes/N (byte i = i % 251), files under "
+               "--root, or --echo");
   o->tls.add_to(*app, Role::server);
   app->add_option("--listen", o->listen, "Address to listen on")->capture_default_str();
   app->add_option("--port", o->port, "TCP port (0: any free port)")->capture_default_str();
   app->add_flag("--echo", o->echo, "Echo every byte until the peer's close_notify");
+  app->add_option("--root", o->root, "Serve the files under DIR (sent with send_file)");
   app->add_flag("--require-client-cert", o->require_client_cert,
                 "Require a client certificate that chains to --ca (mTLS)");
+  app->add_option("--threads", o->threads, "Worker threads, one engine each (0: one per core)")
+      ->capture_default_str();
+  app->add_option("--engine", o->engine,
+                  "I/O engine: auto, io_uring or poll (default: $WASI_KTLS_ENGINE, else auto)")
+      ->check(CLI::IsMember({"auto", "io_uring", "poll"}));
   app->add_option("--connections", o->max_connections,
                   "Exit after this many connections (0: serve forever)")
       ->capture_default_str();
-  app->add_option("--max-concurrent", o->max_concurrent, "Connections served at once")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 100000u));
   return Command{app, [o] { return run_serve(*o); }};
 }
 

@@ -1,5 +1,6 @@
 // wasi-ktls: the project's command-line tool. Each subcommand lives in its own file and is
 // registered below with one line.
+#include <csignal>
 #include <vector>
 
 #include "tools/command.h"
@@ -9,6 +10,9 @@
 
 int main(int argc, char** argv) {
   using namespace wasi_ktls::cli;
+  // A peer that goes away mid-splice must be an EPIPE error, not the end of the process:
+  // splice and sendfile, unlike send, take no MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"wasi-ktls: wasi:tls host backend on kernel TLS"};
   app.require_subcommand(1);
 

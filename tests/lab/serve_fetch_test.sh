@@ -64,6 +64,40 @@ check "serve logged TLS 1.2 and 1.3" \
 check "tls_stat: serve's kTLS TX and RX sessions counted" \
   test $(($(stat_of TlsTxSw) - tx0)) -ge 3 -a $(($(stat_of TlsRxSw) - rx0)) -ge 3
 
+# --- serve --root: a 64 MiB file spliced into kTLS (send_file), on io_uring and on poll ------
+mkdir -p "$work/root"
+head -c $((64 << 20)) /dev/urandom >"$work/root/big.bin"
+for engine in io_uring poll; do
+  fport=$((port + 10))
+  [[ $engine == poll ]] && fport=$((port + 11))
+  "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $fport --root "$work/root" \
+    --backend ktls --engine $engine --connections 1 2>"$work/serve-root-$engine.log" &
+  pids+=($!)
+  sleep 0.5
+  tx_before=$(stat_of TlsTxSw)
+  curl -sS --max-time 120 --cacert "$pki/ca.pem" "https://localhost:$fport/big.bin" \
+    -o "$work/big-$engine.bin"
+  check "send_file ($engine engine): 64 MiB file arrives intact at curl over kTLS" \
+    sh -c "cmp -s '$work/root/big.bin' '$work/big-$engine.bin' &&
+           grep -q 'engine $engine' '$work/serve-root-$engine.log' &&
+           grep -q 'backend=ktls .* out=671089[0-9][0-9] ok' '$work/serve-root-$engine.log'"
+  check "send_file ($engine engine): a kTLS TX session was opened" \
+    test $(($(stat_of TlsTxSw) - tx_before)) -ge 1
+  rm -f "$work/big-$engine.bin"
+done
+mkdir -p "$work/outside" && echo secret >"$work/outside/secret.txt"
+ln -s "$work/outside/secret.txt" "$work/root/link.txt"
+"$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $((port + 12)) \
+  --root "$work/root" --connections 2 2>"$work/serve-escape.log" &
+pids+=($!)
+sleep 0.5
+code1=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is --cacert "$pki/ca.pem" \
+  "https://localhost:$((port + 12))/../outside/secret.txt")
+code2=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
+  "https://localhost:$((port + 12))/link.txt")
+check "serve --root refuses .. and symlinks out of the root (403, 403): got $code1, $code2" \
+  test "$code1$code2" = 403403
+
 # --- our fetch against our serve (both ends kTLS) -----------------------------------------
 for v in 1.2 1.3; do
   "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \
