@@ -18,6 +18,7 @@
 
 #include "ktls/engine.h"
 #include "tests/native/engine_scenarios.h"
+#include "tests/support/async_scenarios.h"
 
 namespace wasi_ktls {
 namespace {
@@ -86,6 +87,17 @@ TEST_CASE("the fallback engine moves data: echo and send_file") {
   REQUIRE(choice.ok());
   testing::check_echo(*choice->engine);
   testing::check_send_file(*choice->engine);
+}
+
+TEST_CASE("TLS connections run on the fallback engine: many at once, send_file, timeouts") {
+  auto choice = make_engine(EngineKind::automatic);
+  REQUIRE(choice.ok());
+  REQUIRE(choice->engine->name() == "poll");
+  const test::ScenarioExpect userspace{Backend::auto_, Transport::userspace};
+  test::many_connections(*choice->engine, userspace, 16, 1 << 20);
+  test::send_file_intact(*choice->engine, userspace, 4u << 20);
+  test::silent_peer_times_out(*choice->engine);
+  test::abort_mid_transfer(*choice->engine, userspace);
 }
 
 }  // namespace
