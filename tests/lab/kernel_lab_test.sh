@@ -121,12 +121,14 @@ check_lab_errors() {
   else
     fail "--help" "status $status"
   fi
-  lab --cwd "$SCRATCH" -- true
-  if [[ $status == 125 && $err == *"not visible in the guest"* ]]; then
-    pass "cwd hidden by the guest's /tmp -> 125 with an explanation"
+  echo from-the-host >"$SCRATCH/marker"
+  lab --cwd "$SCRATCH" -- sh -c 'cat marker && ! touch new 2>/dev/null && echo read-only'
+  if [[ $status == 0 && $out == $'from-the-host\nread-only' && ! -e $SCRATCH/new ]]; then
+    pass "a cwd under the host's /tmp is visible in the guest, read-only"
   else
-    fail "cwd under host /tmp" "status $status, stderr: $err"
+    fail "cwd under host /tmp" "status $status, out <$out>, stderr: $err"
   fi
+  rm -f "$SCRATCH/marker"
 }
 
 # ---- output and arguments ------------------------------------------------------------------
