@@ -1,5 +1,7 @@
 #include "handshake/session.h"
 
+#include "base/byte_queue.h"
+
 #include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -143,8 +145,7 @@ struct Session::Impl {
   SSL* ssl = nullptr;
   Role role = Role::client;
 
-  std::vector<std::uint8_t> in;  // fed, not yet read by OpenSSL: in[in_pos..]
-  std::size_t in_pos = 0;
+  ByteQueue in;  // fed, not yet read by OpenSSL
   std::size_t want = 0;  // length of OpenSSL's last read that found `in` empty
   std::vector<std::uint8_t> out;  // written by OpenSSL, not yet consumed: out[out_pos..]
   std::size_t out_pos = 0;
@@ -165,7 +166,7 @@ struct Session::Impl {
     SSL_free(ssl);  // also frees the BIO, which points back here
   }
 
-  std::size_t buffered() const { return in.size() - in_pos; }
+  std::size_t buffered() const { return in.size(); }
 
   void on_keylog(std::string_view line) {
     auto sp = line.find(' ');
@@ -254,12 +255,8 @@ int bio_read(BIO* b, char* buf, std::size_t len, std::size_t* readbytes) {
     return 0;
   }
   std::size_t n = std::min(len, s->buffered());
-  std::memcpy(buf, s->in.data() + s->in_pos, n);
-  s->in_pos += n;
-  if (s->in_pos == s->in.size()) {
-    s->in.clear();
-    s->in_pos = 0;
-  }
+  std::memcpy(buf, s->in.readable().data(), n);
+  s->in.consume(n);
   s->want = 0;
   *readbytes = n;
   return 1;
@@ -416,8 +413,12 @@ std::size_t Session::want_read() const {
 }
 
 void Session::feed(std::span<const std::uint8_t> ciphertext) {
-  impl_->in.insert(impl_->in.end(), ciphertext.begin(), ciphertext.end());
+  impl_->in.append(ciphertext);
 }
+
+std::span<std::uint8_t> Session::input_space(std::size_t n) { return impl_->in.space(n); }
+
+void Session::commit_input(std::size_t n) { impl_->in.commit(n); }
 
 std::span<const std::uint8_t> Session::pending_output() const {
   return std::span(impl_->out).subspan(impl_->out_pos);

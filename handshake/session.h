@@ -67,6 +67,10 @@ class Session {
   // Bytes OpenSSL still waits for to finish the record it is reading (0 if it waits for none).
   std::size_t want_read() const;
   void feed(std::span<const std::uint8_t> ciphertext);
+  // The same without a staging copy: receive into input_space(n), then commit_input(got).
+  // Only after the handshake (during it, reads must be exactly want_read() long).
+  std::span<std::uint8_t> input_space(std::size_t n);
+  void commit_input(std::size_t n);
 
   std::span<const std::uint8_t> pending_output() const;
   void consume_output(std::size_t n);

@@ -65,7 +65,6 @@ class UserspaceDataPath final : public AsyncConnection::DataPath {
 
   AsyncConnection& c_;
   Session session_;
-  std::vector<std::uint8_t> inbuf_;
   std::vector<std::uint8_t> sending_;
   std::vector<AsyncConnection::Done> flush_waiters_;
   std::vector<std::uint8_t> file_buf_;

@@ -22,7 +22,7 @@ Error io_error(int result, const char* what, std::chrono::milliseconds timeout) 
 }  // namespace
 
 UserspaceDataPath::UserspaceDataPath(AsyncConnection& c, Session session)
-    : c_(c), session_(std::move(session)), inbuf_(kRecvChunk) {}
+    : c_(c), session_(std::move(session)) {}
 
 void UserspaceDataPath::pump(AsyncConnection::Done flushed) {
   if (flushed) flush_waiters_.push_back(std::move(flushed));
@@ -72,16 +72,16 @@ void UserspaceDataPath::read(std::span<std::uint8_t> buf, AsyncConnection::IoDon
   }
   if (c_.aborted_) return done(Error{"connection aborted", ECANCELED});
   auto self = c_.shared_from_this();
-  Status st = c_.engine_.recv(c_.fd(), inbuf_, 0, c_.io_deadline(),
-                              [this, self, buf, done](int n) {
-                                if (n < 0) return done(io_error(n, "reading", c_.options_.io_timeout));
-                                if (n == 0)
-                                  return done(make_error(
-                                      "peer closed the connection without close_notify "
-                                      "(truncation)"));
-                                session_.feed(std::span(inbuf_.data(), static_cast<std::size_t>(n)));
-                                read(buf, done);
-                              });
+  // Ciphertext lands in the session's own input buffer: OpenSSL reads it from there.
+  Status st = c_.engine_.recv(
+      c_.fd(), session_.input_space(kRecvChunk), 0, c_.io_deadline(),
+      [this, self, buf, done](int n) {
+        if (n < 0) return done(io_error(n, "reading", c_.options_.io_timeout));
+        if (n == 0)
+          return done(make_error("peer closed the connection without close_notify (truncation)"));
+        session_.commit_input(static_cast<std::size_t>(n));
+        read(buf, done);
+      });
   if (!st) done(st.error());
 }
 

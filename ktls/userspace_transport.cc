@@ -9,12 +9,14 @@ namespace {
 
 // Plaintext per SSL_write call: bounds the ciphertext buffered before it goes out.
 constexpr std::size_t kWriteChunk = 256 * 1024;
+// Ciphertext per recv.
+constexpr std::size_t kRecvChunk = 64 * 1024;
 
 }  // namespace
 
 UserspaceTransport::UserspaceTransport(int fd, Session session,
                                        std::chrono::milliseconds io_timeout)
-    : fd_(fd), session_(std::move(session)), io_timeout_(io_timeout), inbuf_(64 * 1024) {}
+    : fd_(fd), session_(std::move(session)), io_timeout_(io_timeout) {}
 
 Status UserspaceTransport::flush() {
   auto out = session_.pending_output();
@@ -36,11 +38,13 @@ Result<std::size_t> UserspaceTransport::read(std::span<std::uint8_t> buf) {
       case ReadResult::Kind::eof: return std::size_t{0};
       case ReadResult::Kind::need_input: break;
     }
-    auto n = recv_some(fd_, inbuf_, deadline_after(io_timeout_), "reading");
+    // Ciphertext lands in the session's own input buffer: OpenSSL reads it from there.
+    auto n = recv_some(fd_, session_.input_space(kRecvChunk), deadline_after(io_timeout_),
+                       "reading");
     if (!n) return n.error();
     if (*n == 0)
       return make_error("peer closed the connection without close_notify (truncation)");
-    session_.feed(std::span(inbuf_.data(), *n));
+    session_.commit_input(*n);
   }
 }
 

@@ -24,7 +24,6 @@ class UserspaceTransport final : public TransportIo {
   int fd_;
   Session session_;
   std::chrono::milliseconds io_timeout_;
-  std::vector<std::uint8_t> inbuf_;
   bool closed_ = false;
 };
 
