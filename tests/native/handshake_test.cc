@@ -15,17 +15,15 @@
 #include "handshake/key_schedule.h"
 #include "handshake/session.h"
 #include "tests/support/test_pki.h"
+#include "tests/support/tls_contexts.h"
+#include "tests/support/tls_matrix.h"
 
 using namespace wasi_ktls;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-const test::TestPki& pki() {
-  static Result<test::TestPki> p = test::make_test_pki();
-  REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
-  return *p;
-}
+using test::pki;
 
 Bytes bytes_of(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
@@ -219,16 +217,6 @@ bool same(const DirectionKeys& a, const DirectionKeys& b) {
          std::equal(a.iv.begin(), a.iv.begin() + a.iv_len, b.iv.begin());
 }
 
-const char* suite_for(TlsVersion v, Cipher c) {
-  if (v == TlsVersion::tls13)
-    return c == Cipher::aes_128_gcm   ? "TLS_AES_128_GCM_SHA256"
-           : c == Cipher::aes_256_gcm ? "TLS_AES_256_GCM_SHA384"
-                                      : "TLS_CHACHA20_POLY1305_SHA256";
-  return c == Cipher::aes_128_gcm   ? "ECDHE-ECDSA-AES128-GCM-SHA256"
-         : c == Cipher::aes_256_gcm ? "ECDHE-ECDSA-AES256-GCM-SHA384"
-                                    : "ECDHE-ECDSA-CHACHA20-POLY1305";
-}
-
 }  // namespace
 
 TEST_CASE("handshake, keys and userspace data for every version x cipher") {
@@ -238,10 +226,7 @@ TEST_CASE("handshake, keys and userspace data for every version x cipher") {
       CAPTURE(to_string(c));
       Policy sp = server_policy(pki().server_cert, pki().server_key);
       Policy cp = client_policy();
-      for (Policy* p : {&sp, &cp}) {
-        p->min_version = p->max_version = v;
-        (v == TlsVersion::tls13 ? p->tls13_suites : p->tls12_ciphers) = suite_for(v, c);
-      }
+      for (Policy* p : {&sp, &cp}) test::pin(*p, v, c);
       TlsContext sctx = *TlsContext::create(Role::server, sp);  // replaced below
       Pair pair = make_pair(cp, sp, "localhost", &sctx);
       pair.handshake();
@@ -256,7 +241,7 @@ TEST_CASE("handshake, keys and userspace data for every version x cipher") {
         CHECK(info.version == v);
         REQUIRE(info.cipher.has_value());
         CHECK(*info.cipher == c);
-        CHECK(info.suite == suite_for(v, c));
+        CHECK(info.suite == test::suite_name(v, c));
         CHECK_FALSE(info.resumed);
         CHECK_FALSE(info.max_fragment_length);
         CHECK_FALSE(s->session.has_unconsumed_input());
@@ -462,8 +447,7 @@ TEST_CASE("client certificates: required and missing, required and present") {
   for (TlsVersion v : kAllVersions) {
     CAPTURE(to_string(v));
     Policy sp = server_policy(pki().server_cert, pki().server_key);
-    sp.client_auth = ClientAuth::required;
-    sp.ca = PemSource::file(pki().ca);
+    test::require_client_certificate(sp);
     Policy cp = client_policy();
     cp.min_version = cp.max_version = v;
     {
@@ -491,8 +475,7 @@ TEST_CASE("client certificates: required and missing, required and present") {
       }
     }
     {
-      cp.certificate_chain = PemSource::file(pki().client_cert);
-      cp.private_key = PemSource::file(pki().client_key);
+      test::present_client_certificate(cp);
       Pair pair = make_pair(cp, sp);
       pair.handshake();
       REQUIRE_MESSAGE(pair.client.done, message_of(pair.client.error));

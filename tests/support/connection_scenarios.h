@@ -1,0 +1,26 @@
+// Connection scenarios shared by the host test (userspace transport) and the kernel-lab test
+// (kTLS): the same exchange, checked the same way, plus what each transport must show.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "ktls/connection.h"
+
+namespace wasi_ktls::test {
+
+// What one transport must show along the exchange. Unset hooks check nothing more.
+struct PairExpect {
+  ConnectionOptions client_options, server_options;
+  std::function<void(const Connection& client, const Connection& server)> established;
+  // After n bytes each way (client -> server first).
+  std::function<void(const Connection& client, const Connection& server, std::size_t n)> exchanged;
+  // After close_notify both ways (the client's first).
+  std::function<void(const Connection& client, const Connection& server)> closed;
+};
+
+// Our client <-> our server pinned to (v, c): every payload of kPayloads both ways with exact
+// byte counts, close_notify both ways (idempotent; a write after it refused), no fd leaked.
+void exchange_every_payload(TlsVersion v, Cipher c, const PairExpect& expect);
+
+}  // namespace wasi_ktls::test

@@ -1,0 +1,28 @@
+// The I/O engines a test runs on: one made to order (a failure to make it fails the test, with
+// the reason), or each of io_uring and poll in turn.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <memory>
+
+#include "ktls/engine.h"
+
+namespace wasi_ktls::test {
+
+inline std::unique_ptr<Engine> engine_of(EngineKind kind) {
+  auto e = make_engine(kind);
+  REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message));
+  return std::move(e->engine);
+}
+
+inline void on_each_engine(const std::function<void(Engine&)>& run) {
+  for (EngineKind k : {EngineKind::io_uring, EngineKind::poll}) {
+    auto e = engine_of(k);
+    INFO("engine " << e->name());
+    run(*e);
+  }
+}
+
+}  // namespace wasi_ktls::test
