@@ -18,20 +18,6 @@
 
 namespace wasi_ktls::testing {
 
-bool run_until(Engine& engine, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout) {
-  auto until = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= until) return false;
-    auto r = engine.run_once(std::chrono::milliseconds(50));
-    if (!r) {
-      FAIL_CHECK("run_once: " << r.error().message);
-      return false;
-    }
-  }
-  return true;
-}
-
 void Checksum::add(std::span<const std::uint8_t> bytes) {
   // Byte-wise FNV-1a is too slow unoptimized for gigabytes; mix 8 bytes at a time instead
   // (pieces may split anywhere, so a partial word is carried over).
@@ -84,16 +70,6 @@ TempFile make_temp_file(std::size_t size, std::uint64_t seed) {
     off += static_cast<std::size_t>(n);
   }
   return t;
-}
-
-int count_open_fds() {
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(d);
-  return n - 1;  // the directory stream's own fd
 }
 
 namespace {

@@ -11,12 +11,12 @@
 
 #include "base/unique_fd.h"
 #include "ktls/engine.h"
+#include "tests/support/engines.h"
+#include "tests/support/fd_count.h"
 
 namespace wasi_ktls::testing {
 
-// Runs the engine until `done()` or `timeout`; false on timeout or a run_once error.
-bool run_until(Engine& engine, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout = std::chrono::seconds(60));
+using test::run_until;
 
 // An FNV-style hash of a byte stream, fed in pieces of any size.
 struct Checksum {
@@ -36,8 +36,7 @@ struct TempFile {
 };
 TempFile make_temp_file(std::size_t size, std::uint64_t seed);
 
-// Number of open fds of this process (/proc/self/fd).
-int count_open_fds();
+using test::open_fd_count;
 
 // Many request/response round trips over a loopback TCP pair, each message echoed back.
 void check_echo(Engine& engine);

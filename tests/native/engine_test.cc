@@ -433,12 +433,12 @@ TEST_CASE("a full queue refuses new operations with an error, and frees up after
 }
 
 TEST_CASE("no fd leaks: engines, pipes and sockets all come back") {
-  int before = testing::count_open_fds();
+  int before = testing::open_fd_count();
   each_engine(64, [](Engine& e) {
     testing::check_echo(e);
     testing::check_send_file(e);
   });
-  CHECK(testing::count_open_fds() == before);
+  CHECK(testing::open_fd_count() == before);
 }
 
 TEST_CASE("destroying an engine with operations in flight completes each exactly once") {

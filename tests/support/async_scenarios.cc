@@ -1,6 +1,5 @@
 #include "tests/support/async_scenarios.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,33 +11,12 @@
 
 #include "ktls/async_connection.h"
 #include "ktls/loopback_pair.h"
+#include "tests/support/engines.h"
+#include "tests/support/fd_count.h"
 #include "tests/support/test_pki.h"
 
 namespace wasi_ktls::test {
 namespace {
-
-bool run_until(Engine& engine, const std::function<bool()>& done,
-               std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    auto r = engine.run_once(std::chrono::milliseconds(100));
-    if (!r) {
-      FAIL_CHECK("run_once: " << r.error().message);
-      return false;
-    }
-  }
-  return true;
-}
-
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 std::uint64_t fnv(std::span<const std::uint8_t> b, std::uint64_t h = 1469598103934665603ull) {
   for (auto x : b) h = (h ^ x) * 1099511628211ull;
@@ -137,7 +115,7 @@ void many_connections(Engine& engine, const ScenarioExpect& expect, std::size_t 
   ConnectionOptions opts;
   opts.backend = expect.backend;
   opts.io_timeout = std::chrono::seconds(120);
-  const int fds_before = open_fds();
+  const int fds_before = open_fd_count();
   {
     auto conns = establish(engine, *ctx, pairs, opts);
     // One random block; connection i sends the `bytes` starting at i * 4099 of it, twice
@@ -183,7 +161,7 @@ void many_connections(Engine& engine, const ScenarioExpect& expect, std::size_t 
     REQUIRE(run_until(engine, [&] { return closed == sides.size(); }, std::chrono::seconds(30)));
   }
   REQUIRE(run_until(engine, [&] { return engine.in_flight() == 0; }, std::chrono::seconds(10)));
-  CHECK(open_fds() == fds_before);
+  CHECK(open_fd_count() == fds_before);
 }
 
 void silent_peer_times_out(Engine& engine) {
@@ -208,7 +186,7 @@ void abort_mid_transfer(Engine& engine, const ScenarioExpect& expect) {
   auto ctx = contexts();
   ConnectionOptions opts;
   opts.backend = expect.backend;
-  const int fds_before = open_fds();
+  const int fds_before = open_fd_count();
   {
     auto conns = establish(engine, *ctx, 1, opts);
     auto client = conns[0].first;
@@ -251,7 +229,7 @@ void abort_mid_transfer(Engine& engine, const ScenarioExpect& expect) {
     server.reset();
     REQUIRE(run_until(engine, [&] { return engine.in_flight() == 0; }, std::chrono::seconds(10)));
   }
-  CHECK(open_fds() == fds_before);
+  CHECK(open_fd_count() == fds_before);
 }
 
 void send_file_intact(Engine& engine, const ScenarioExpect& expect, std::size_t size) {

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -15,6 +16,21 @@ inline std::unique_ptr<Engine> engine_of(EngineKind kind) {
   auto e = make_engine(kind);
   REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message));
   return std::move(e->engine);
+}
+
+// Runs the engine until `done()` or `timeout`; false on timeout or a run_once error.
+inline bool run_until(Engine& engine, const std::function<bool()>& done,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  auto until = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= until) return false;
+    auto r = engine.run_once(std::chrono::milliseconds(50));
+    if (!r) {
+      FAIL_CHECK("run_once: " << r.error().message);
+      return false;
+    }
+  }
+  return true;
 }
 
 inline void on_each_engine(const std::function<void(Engine&)>& run) {
