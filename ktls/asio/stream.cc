@@ -39,6 +39,8 @@ class Category final : public boost::system::error_category {
 
 // Plaintext per Session::write_plaintext call: bounds the ciphertext queued before it goes out.
 constexpr std::size_t kWriteChunk = 256 * 1024;
+// Ciphertext per socket read on the userspace transport.
+constexpr std::size_t kRecvChunk = 64 * 1024;
 
 }  // namespace
 
@@ -74,9 +76,8 @@ struct State {
   std::shared_ptr<TrafficKeys> keys;
   std::unique_ptr<KernelRecordIo> kio;
 
-  // Userspace transport. Session output is copied into tx_queue (the Session may grow and move
-  // its buffer while a write is in flight) and written by one operation at a time.
-  std::vector<std::uint8_t> inbuf;
+  // Userspace transport. Session output moves into tx_queue (the Session may grow and move
+  // its buffer while a write is in flight) and is written by one operation at a time.
   std::vector<std::uint8_t> tx_queue, tx_inflight;
   bool tx_busy = false;
   boost::system::error_code tx_error;
@@ -99,8 +100,8 @@ struct State {
     return fail(ec, std::string(what) + ": " + ec.message());
   }
   void queue_output() {
+    if (tx_queue.empty()) return session->take_output(tx_queue);  // a swap, no copy
     auto out = session->pending_output();
-    if (out.empty()) return;
     tx_queue.insert(tx_queue.end(), out.begin(), out.end());
     session->consume_output(out.size());
   }
@@ -255,8 +256,6 @@ Step HandshakeOp::finish(Stream& s) {
         s.socket_.native_handle(),
         record_io_config(st.keys, kernel_probe().rekey.ok, st.options.tx_record_limit));
     st.session.reset();
-  } else {
-    st.inbuf.resize(64 * 1024);
   }
   st.hs_buf = {};
   st.phase = State::Phase::established;
@@ -375,7 +374,7 @@ Step ReadOp::resume(Stream& s, boost::system::error_code ec, std::size_t n) {
                               "peer closed the connection without close_notify (truncation)"));
   }
   if (ec) return Step::done(st.socket_error(ec, "TLS recv"));
-  st.session->feed(std::span(st.inbuf.data(), n));
+  st.session->commit_input(n);
   return user_read(s);
 }
 
@@ -450,7 +449,9 @@ Step ReadOp::user_deliver(Stream& s) {
       break;
   }
   phase_ = Phase::socket_read;
-  return read_into(boost::asio::buffer(st.inbuf));
+  // Ciphertext lands in the session's own input buffer: OpenSSL reads it from there.
+  auto space = st.session->input_space(kRecvChunk);
+  return read_into(boost::asio::buffer(space.data(), space.size()));
 }
 
 // ---- write ----------------------------------------------------------------------------------
