@@ -230,7 +230,8 @@ void check_send_file(Engine& engine) {
     CHECK(sent == static_cast<int>(c.expect));
     CHECK(recv_error == 0);
     REQUIRE(in.out.size() == c.expect);
-    CHECK(std::memcmp(in.out.data(), file.bytes.data() + c.offset, c.expect) == 0);
+    CHECK((c.expect == 0 ||
+           std::memcmp(in.out.data(), file.bytes.data() + c.offset, c.expect) == 0));
   }
   CHECK(engine.in_flight() == 0);
 }

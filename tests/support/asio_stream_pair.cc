@@ -96,7 +96,7 @@ void transfer(net::io_context& io, Stream& from, Stream& to, const Bytes& data) 
   REQUIRE_MESSAGE(!rec, rec.message() << ": " << to.last_error());
   CHECK(wn == data.size());
   REQUIRE(rn == data.size());
-  CHECK(std::memcmp(got.data(), data.data(), data.size()) == 0);
+  CHECK(got == data);
 }
 
 std::pair<error_code, std::size_t> read_once(net::io_context& io, Stream& s) {

@@ -51,7 +51,7 @@ void transfer(Connection& from, Connection& to, const Bytes& data, const char* d
   REQUIRE_MESSAGE(written.ok(), message_of(written));
   REQUIRE_MESSAGE(n.ok(), message_of(n));
   REQUIRE(*n == data.size());
-  CHECK(std::memcmp(got.data(), data.data(), data.size()) == 0);
+  CHECK(got == data);
 }
 
 Result<Connection> connect_to(int port, const Policy& cp, const ConnectionOptions& opt) {

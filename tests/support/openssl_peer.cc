@@ -118,7 +118,7 @@ void send_to_peer(OpensslPeer& peer, const Bytes& data, const std::function<Stat
   REQUIRE_MESSAGE(written.ok(), message_of(written));
   const std::string& out = peer.proc->output();
   REQUIRE(out.size() == want);
-  CHECK(std::memcmp(out.data() + peer.consumed, data.data(), data.size()) == 0);
+  CHECK(std::string_view(out).substr(peer.consumed) == as_text(data));
   peer.consumed = want;
 }
 
@@ -134,7 +134,7 @@ void receive_from_peer(OpensslPeer& peer, const Bytes& data,
   REQUIRE_MESSAGE(fed.ok(), message_of(fed));
   REQUIRE_MESSAGE(n.ok(), message_of(n));
   REQUIRE(*n == data.size());
-  CHECK(std::memcmp(got.data(), data.data(), data.size()) == 0);
+  CHECK(got == data);
 }
 
 }  // namespace wasi_ktls::test
