@@ -98,6 +98,68 @@ code2=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
 check "serve --root refuses .. and symlinks out of the root (403, 403): got $code1, $code2" \
   test "$code1$code2" = 403403
 
+# --- keep-alive: two requests on one connection ------------------------------------------------
+# (--connections counts wait_port's probe connection too.)
+kport=$((port + 13))
+"$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $kport --backend ktls \
+  --connections 2 2>"$work/serve-keepalive.log" &
+pids+=($!)
+check "keep-alive serve listens" wait_port $kport
+curl -sS --max-time 60 --cacert "$pki/ca.pem" "https://localhost:$kport/bytes/300000" \
+  "https://localhost:$kport/bytes/200000" -o "$work/ka1.bin" -o "$work/ka2.bin"
+sleep 0.5
+check "keep-alive: both responses right, over one kTLS connection" \
+  sh -c "[ \$(grep -c 'backend=ktls' '$work/serve-keepalive.log') = 1 ] &&
+         grep -q 'out=500[0-9][0-9][0-9] ok' '$work/serve-keepalive.log'"
+check "keep-alive: first body" pattern_ok "$work/ka1.bin" 300000
+check "keep-alive: second body" pattern_ok "$work/ka2.bin" 200000
+
+# --- serve --echo, with Python's ssl module (OpenSSL) as the client ------------------------------
+eport=$((port + 14))
+"$bin" serve --echo --cert "$pki/server.pem" --key "$pki/server.key" --port $eport \
+  --backend ktls --connections 2 2>"$work/serve-echo.log" &
+pids+=($!)
+check "echo serve listens" wait_port $eport
+python3 - "$eport" "$pki/ca.pem" >"$work/echo.out" 2>&1 <<'PY'
+import os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+data = os.urandom(1000000)
+with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        got = bytearray()
+        s.sendall(data[:500000])
+        while len(got) < 100000:
+            got += s.recv(65536)
+        s.sendall(data[500000:])
+        while len(got) < len(data):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.unwrap()  # our close_notify; serve answers with its own
+        print("echo", "ok" if bytes(got) == data else "MISMATCH", len(got))
+PY
+sleep 0.5
+check "serve --echo returns 1 MB intact to a Python ssl client, over kTLS" \
+  sh -c "grep -q '^echo ok 1000000' '$work/echo.out' &&
+         grep -q 'backend=ktls in=1000000 out=1000000 ok' '$work/serve-echo.log'"
+
+# --- serve --require-client-cert: curl with and without a client certificate ---------------------
+mport=$((port + 15))
+"$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --ca "$pki/ca.pem" \
+  --require-client-cert --port $mport --connections 3 2>"$work/serve-mtls.log" &
+pids+=($!)
+check "mTLS serve listens" wait_port $mport
+curl -sS --max-time 30 --cacert "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" \
+  "https://localhost:$mport/bytes/1000" -o "$work/mtls.bin"
+check "mTLS: a client with a certificate gets the bytes" pattern_ok "$work/mtls.bin" 1000
+curl -s --max-time 30 --cacert "$pki/ca.pem" "https://localhost:$mport/bytes/1000" \
+  -o "$work/nocert.bin"
+sleep 0.5
+check "mTLS: a client without a certificate is refused, and the log says why" \
+  grep -q 'peer did not return a certificate' "$work/serve-mtls.log"
+
 # --- our fetch against our serve (both ends kTLS) -----------------------------------------
 for v in 1.2 1.3; do
   "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \
@@ -157,7 +219,7 @@ for v in 1.2 1.3; do
 done
 
 if ((failed > 0)); then
-  for f in "$work"/*.log "$work"/*.err; do echo "--- $f"; tail -5 "$f"; done
+  for f in "$work"/*.log "$work"/*.err "$work"/*.out; do echo "--- $f"; tail -5 "$f"; done
 fi
 echo "$passed passed, $failed failed"
 ((failed == 0))
