@@ -1,7 +1,10 @@
 #include "ktls/engine.h"
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
+#include "ktls/io_request.h"
 #include "ktls/poll_engine.h"
 #include "ktls/uring_engine.h"
 #include "ktls/uring_probe.h"
@@ -19,7 +22,78 @@ std::string uring_failure(const Error& setup_error) {
   return why;
 }
 
+IoRequest request(IoRequest::Kind kind, int fd, Clock::time_point deadline, Completion&& done) {
+  IoRequest req;
+  req.kind = kind;
+  req.fd = fd;
+  req.deadline = deadline;
+  req.done = std::move(done);
+  return req;
+}
+
 }  // namespace
+
+Status Engine::recv(int fd, std::span<std::uint8_t> buf, int flags, Clock::time_point deadline,
+                    Completion done) {
+  IoRequest req = request(IoRequest::Kind::recv, fd, deadline, std::move(done));
+  req.buf = buf.data();
+  req.len = buf.size();
+  req.flags = flags;
+  return start(std::move(req));
+}
+
+Status Engine::send(int fd, std::span<const std::uint8_t> buf, int flags,
+                    Clock::time_point deadline, Completion done) {
+  IoRequest req = request(IoRequest::Kind::send, fd, deadline, std::move(done));
+  req.buf = const_cast<std::uint8_t*>(buf.data());  // only read
+  req.len = buf.size();
+  req.flags = flags;
+  return start(std::move(req));
+}
+
+Status Engine::recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline,
+                       Completion done) {
+  IoRequest req = request(IoRequest::Kind::recvmsg, fd, deadline, std::move(done));
+  req.msg = msg;
+  req.flags = flags;
+  return start(std::move(req));
+}
+
+Status Engine::sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
+                       Completion done) {
+  IoRequest req = request(IoRequest::Kind::sendmsg, fd, deadline, std::move(done));
+  req.msg = const_cast<msghdr*>(msg);  // only read
+  req.flags = flags;
+  return start(std::move(req));
+}
+
+Status Engine::send_file(int sock, int file, std::uint64_t offset, std::size_t len,
+                         Clock::time_point deadline, Completion done) {
+  if (offset > static_cast<std::uint64_t>(INT64_MAX) || len > static_cast<std::size_t>(INT32_MAX))
+    return Error{"send_file: offset or length out of range (length at most 2 GiB - 1)", EINVAL};
+  IoRequest req = request(IoRequest::Kind::send_file, sock, deadline, std::move(done));
+  req.file = file;
+  req.offset = offset;
+  req.len = len;
+  return start(std::move(req));
+}
+
+Status Engine::accept(int listen_fd, Clock::time_point deadline, Completion done) {
+  return start(request(IoRequest::Kind::accept, listen_fd, deadline, std::move(done)));
+}
+
+Status Engine::connect(int fd, const sockaddr* addr, socklen_t len, Clock::time_point deadline,
+                       Completion done) {
+  if (len > sizeof(sockaddr_storage)) return Error{"connect: address too long", EINVAL};
+  IoRequest req = request(IoRequest::Kind::connect, fd, deadline, std::move(done));
+  std::memcpy(&req.addr, addr, len);
+  req.addrlen = len;
+  return start(std::move(req));
+}
+
+Status Engine::timer(Clock::time_point when, Completion done) {
+  return start(request(IoRequest::Kind::timer, -1, when, std::move(done)));
+}
 
 Result<EngineKind> parse_engine_kind(std::string_view text) {
   if (text == "auto" || text == "automatic") return EngineKind::automatic;

@@ -11,8 +11,9 @@
 //  - Operations on one fd in one direction complete in the order they were started; a
 //    caller that needs one-at-a-time (sends on a kTLS socket) starts the next from the
 //    previous one's completion.
-//  - Starting fails (an error value, nothing queued) only when the engine is shutting down
-//    or its bounded queue is full.
+//  - Starting fails (an error value, nothing queued, the callback never runs) only when the
+//    engine is shutting down, its bounded queue is full, or it cannot take the arguments
+//    (out of range; io_uring send_file: no pipe).
 #pragma once
 
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ namespace wasi_ktls {
 
 using Completion = std::function<void(int result)>;
 using Clock = std::chrono::steady_clock;
+struct IoRequest;  // ktls/io_request.h
 
 // No deadline: the operation waits as long as it takes (until cancelled).
 inline constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
@@ -45,24 +47,25 @@ class Engine {
   virtual std::string_view name() const = 0;
 
   // recv(2)/send(2) flags as given (never MSG_WAITALL on a kTLS socket: the kernel refuses).
-  virtual Status recv(int fd, std::span<std::uint8_t> buf, int flags, Clock::time_point deadline,
-                      Completion done) = 0;
-  virtual Status send(int fd, std::span<const std::uint8_t> buf, int flags,
-                      Clock::time_point deadline, Completion done) = 0;
-  virtual Status recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline,
-                         Completion done) = 0;
-  virtual Status sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
-                         Completion done) = 0;
+  Status recv(int fd, std::span<std::uint8_t> buf, int flags, Clock::time_point deadline,
+              Completion done);
+  Status send(int fd, std::span<const std::uint8_t> buf, int flags, Clock::time_point deadline,
+              Completion done);
+  Status recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline, Completion done);
+  Status sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
+                 Completion done);
   // Up to `len` bytes of `file` from `offset` to socket `sock`, without passing through
   // userspace (io_uring: SPLICE file->pipe->socket; poll: sendfile(2)). Result: bytes sent.
-  virtual Status send_file(int sock, int file, std::uint64_t offset, std::size_t len,
-                           Clock::time_point deadline, Completion done) = 0;
+  // `offset` must fit an off_t and `len` an int (the result).
+  Status send_file(int sock, int file, std::uint64_t offset, std::size_t len,
+                   Clock::time_point deadline, Completion done);
   // Result: the accepted fd (close-on-exec), owned by the callback.
-  virtual Status accept(int listen_fd, Clock::time_point deadline, Completion done) = 0;
-  virtual Status connect(int fd, const sockaddr* addr, socklen_t len, Clock::time_point deadline,
-                         Completion done) = 0;
+  Status accept(int listen_fd, Clock::time_point deadline, Completion done);
+  // `addr` is copied: it need not outlive the call.
+  Status connect(int fd, const sockaddr* addr, socklen_t len, Clock::time_point deadline,
+                 Completion done);
   // Completes with -ETIME at `when` (or -ECANCELED).
-  virtual Status timer(Clock::time_point when, Completion done) = 0;
+  Status timer(Clock::time_point when, Completion done);
 
   // Cancels every operation in flight on `fd`; each still completes (-ECANCELED, or its
   // result if it had already finished). Call before closing an fd with operations in flight.
@@ -73,6 +76,10 @@ class Engine {
 
   // Operations started and not yet completed.
   virtual std::size_t in_flight() const = 0;
+
+ private:
+  // Each public operation above, checked and described once (engine.cc); the engine queues it.
+  virtual Status start(IoRequest&& req) = 0;
 };
 
 enum class EngineKind { automatic, io_uring, poll };

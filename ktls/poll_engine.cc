@@ -16,28 +16,15 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "ktls/io_request.h"
+#include "ktls/op_pool.h"
 
 namespace wasi_ktls {
 namespace {
 
-enum class Kind : std::uint8_t { recv, send, recvmsg, sendmsg, send_file, accept, connect, timer };
+using Kind = IoRequest::Kind;
 
-constexpr int kIn = 0;
-constexpr int kOut = 1;
 constexpr std::size_t kSendfileChunk = std::size_t{1} << 30;
-
-int direction(Kind k) {
-  switch (k) {
-    case Kind::recv:
-    case Kind::recvmsg:
-    case Kind::accept:
-      return kIn;
-    case Kind::timer:
-      return -1;
-    default:
-      return kOut;
-  }
-}
 
 // Sets O_NONBLOCK on `fd` for this object's life if it wasn't set, then puts the flags back.
 class NonBlocking {
@@ -71,25 +58,13 @@ bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 }  // namespace
 
 struct PollOp {
-  Kind kind = Kind::recv;
-  int fd = -1;
-  Completion done;
-  Clock::time_point deadline = kNoDeadline;
-  void* buf = nullptr;
-  std::size_t len = 0;
-  int flags = 0;
-  msghdr* msg = nullptr;
-  sockaddr_storage addr{};
-  socklen_t addrlen = 0;
+  IoRequest req;
   bool connecting = false;
-  int file = -1;
-  off_t offset = 0;
-  std::size_t remaining = 0;
-  std::size_t sent = 0;
+  std::size_t sent = 0;  // send_file
   bool in_use = false;
   int result = 0;
   bool timed = false;
-  std::multimap<Clock::time_point, PollOp*>::iterator deadline_it;
+  std::multimap<Clock::time_point, PollOp*>::iterator deadline_it{};
   PollOp* next_free = nullptr;
 };
 
@@ -100,92 +75,66 @@ struct PollEngine::Impl {
     bool in_epoll = false;
   };
 
+  explicit Impl(unsigned depth) : ops("poll", depth) {}
+
   UniqueFd epfd;
-  unsigned depth = 0;
-  std::vector<PollOp> pool;
-  PollOp* free_list = nullptr;
-  std::size_t live = 0;
-  bool shutting_down = false;
+  OpPool<PollOp> ops;
   std::unordered_map<int, FdState> fds;
   std::multimap<Clock::time_point, PollOp*> deadlines;
   std::vector<int> dirty;  // fds with ops not yet tried
-  std::vector<PollOp*> ready;
-
-  Result<PollOp*> allocate(Kind kind, int fd, Clock::time_point deadline, Completion&& done) {
-    if (shutting_down) return make_error("poll engine: shutting down");
-    if (free_list == nullptr)
-      return Error{fmt::format("poll engine: queue full ({} operations in flight)", depth), EBUSY};
-    PollOp* op = free_list;
-    free_list = op->next_free;
-    *op = PollOp{};
-    op->in_use = true;
-    op->kind = kind;
-    op->fd = fd;
-    op->deadline = deadline;
-    op->done = std::move(done);
-    ++live;
-    return op;
-  }
-
-  void release(PollOp* op) {
-    op->in_use = false;
-    op->done = nullptr;
-    op->next_free = free_list;
-    free_list = op;
-    --live;
-  }
 
   void enqueue(PollOp* op) {
-    if (op->deadline != kNoDeadline) {
+    const IoRequest& r = op->req;
+    if (r.deadline != kNoDeadline) {
       op->timed = true;
-      op->deadline_it = deadlines.emplace(op->deadline, op);
+      op->deadline_it = deadlines.emplace(r.deadline, op);
     }
-    int d = direction(op->kind);
+    int d = direction(r.kind);
     if (d < 0) return;  // a timer: only its deadline matters
-    fds[op->fd].q[d].push_back(op);
-    dirty.push_back(op->fd);
+    fds[r.fd].q[d].push_back(op);
+    dirty.push_back(r.fd);
   }
 
   // Completes `op`, wherever it is in its queue.
   void finish(PollOp* op, int res) {
-    op->result = res;
     if (op->timed) {
       deadlines.erase(op->deadline_it);
       op->timed = false;
     }
-    ready.push_back(op);
-    int d = direction(op->kind);
+    ops.ready(op, res);
+    int d = direction(op->req.kind);
     if (d < 0) return;
-    auto it = fds.find(op->fd);
+    auto it = fds.find(op->req.fd);
     if (it == fds.end()) return;
     auto& q = it->second.q[d];
     auto qi = std::find(q.begin(), q.end(), op);
     if (qi == q.end()) return;
-    if (qi == q.begin()) dirty.push_back(op->fd);  // the next one may go now
+    if (qi == q.begin()) dirty.push_back(op->req.fd);  // the next one may go now
     q.erase(qi);
   }
 
   // One try of the syscall behind `op`: its result, or nothing if it would block.
   std::optional<int> attempt(PollOp* op) {
+    const IoRequest& r = op->req;
     for (;;) {
       ssize_t n = -1;
-      switch (op->kind) {
+      switch (r.kind) {
         case Kind::recv:
-          n = ::recv(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT);
+          n = ::recv(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT);
           break;
         case Kind::send:
-          n = ::send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+          n = ::send(r.fd, r.buf, r.len, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
           break;
         case Kind::recvmsg:
-          n = ::recvmsg(op->fd, op->msg, op->flags | MSG_DONTWAIT);
+          n = ::recvmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT);
           break;
         case Kind::sendmsg:
-          n = ::sendmsg(op->fd, op->msg, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+          n = ::sendmsg(r.fd, r.msg, r.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
           break;
         case Kind::accept: {
-          NonBlocking nb(op->fd);
+          NonBlocking nb(r.fd);
           if (nb.error() != 0) return -nb.error();
-          n = ::accept4(op->fd, nullptr, nullptr, SOCK_CLOEXEC);
+          n = ::accept4(r.fd, nullptr, nullptr, SOCK_CLOEXEC);
           break;
         }
         case Kind::connect:
@@ -203,10 +152,11 @@ struct PollEngine::Impl {
   }
 
   std::optional<int> attempt_connect(PollOp* op) {
+    const IoRequest& r = op->req;
     if (!op->connecting) {
-      NonBlocking nb(op->fd);
+      NonBlocking nb(r.fd);
       if (nb.error() != 0) return -nb.error();
-      if (::connect(op->fd, reinterpret_cast<sockaddr*>(&op->addr), op->addrlen) == 0) return 0;
+      if (::connect(r.fd, reinterpret_cast<const sockaddr*>(&r.addr), r.addrlen) == 0) return 0;
       int err = errno;
       if (err != EINPROGRESS && err != EINTR && err != EALREADY) {
         if (would_block(err)) return std::nullopt;  // AF_UNIX backlog full: try again later
@@ -217,22 +167,25 @@ struct PollEngine::Impl {
     // Connected once the socket has a peer; a failed attempt leaves its errno in SO_ERROR.
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
-    if (::getpeername(op->fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return 0;
+    if (::getpeername(r.fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return 0;
     int err = 0;
     socklen_t elen = sizeof err;
-    if (::getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return -errno;
+    if (::getsockopt(r.fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) return -errno;
     if (err != 0) return -err;
     return std::nullopt;
   }
 
   std::optional<int> attempt_send_file(PollOp* op) {
-    NonBlocking nb(op->fd);
+    IoRequest& r = op->req;
+    NonBlocking nb(r.fd);
     if (nb.error() != 0) return -nb.error();
-    while (op->remaining > 0) {
-      ssize_t n = ::sendfile(op->fd, op->file, &op->offset, std::min(op->remaining, kSendfileChunk));
+    while (r.len > 0) {
+      off_t at = static_cast<off_t>(r.offset);  // the front end checked it fits
+      ssize_t n = ::sendfile(r.fd, r.file, &at, std::min(r.len, kSendfileChunk));
       if (n > 0) {
+        r.offset += static_cast<std::uint64_t>(n);
+        r.len -= static_cast<std::size_t>(n);
         op->sent += static_cast<std::size_t>(n);
-        op->remaining -= static_cast<std::size_t>(n);
         continue;
       }
       if (n == 0) break;  // end of file
@@ -314,18 +267,6 @@ struct PollEngine::Impl {
     dirty.push_back(fd);  // drops the epoll registration
   }
 
-  unsigned deliver() {
-    std::vector<PollOp*> batch;
-    batch.swap(ready);
-    for (PollOp* op : batch) {
-      Completion cb = std::move(op->done);
-      int res = op->result;
-      release(op);
-      if (cb) cb(res);
-    }
-    return static_cast<unsigned>(batch.size());
-  }
-
   Result<unsigned> run_once(std::chrono::milliseconds wait) {
     expire();  // a deadline already past wins over trying the op
     drive_dirty();
@@ -333,7 +274,7 @@ struct PollEngine::Impl {
     auto until = now + wait;
     if (!deadlines.empty() && deadlines.begin()->first < until) until = deadlines.begin()->first;
     int timeout_ms = 0;
-    if (ready.empty() && until > now) {
+    if (!ops.any_ready() && until > now) {
       // Rounded up: waking a little late beats spinning until the deadline.
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
       timeout_ms = static_cast<int>(std::min<long long>((us + 999) / 1000, 1 << 30));
@@ -345,11 +286,11 @@ struct PollEngine::Impl {
     drive_dirty();
     expire();
     drive_dirty();
-    return deliver();
+    return ops.deliver();
   }
 
   void shutdown() {
-    shutting_down = true;
+    ops.shutting_down = true;
     std::vector<int> all;
     for (auto& [fd, st] : fds) all.push_back(fd);
     for (int fd : all) cancel_fd(fd);
@@ -358,22 +299,16 @@ struct PollEngine::Impl {
       if (st.in_epoll) (void)::epoll_ctl(epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
     fds.clear();
     dirty.clear();
-    while (!ready.empty()) deliver();
+    while (ops.any_ready()) ops.deliver();
   }
 };
 
 Result<std::unique_ptr<PollEngine>> PollEngine::create(unsigned queue_depth) {
   if (queue_depth == 0)
     return Error{"poll engine: queue depth must be at least 1", EINVAL};
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(queue_depth);
   impl->epfd.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!impl->epfd) return errno_error(errno, "epoll_create1");
-  impl->depth = queue_depth;
-  impl->pool.resize(queue_depth);
-  for (PollOp& op : impl->pool) {
-    op.next_free = impl->free_list;
-    impl->free_list = &op;
-  }
   return std::unique_ptr<PollEngine>(new PollEngine(std::move(impl)));
 }
 
@@ -381,81 +316,8 @@ PollEngine::PollEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 PollEngine::~PollEngine() { impl_->shutdown(); }
 
-Status PollEngine::recv(int fd, std::span<std::uint8_t> buf, int flags,
-                        Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::recv, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->buf = buf.data();
-  (*op)->len = buf.size();
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::send(int fd, std::span<const std::uint8_t> buf, int flags,
-                        Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::send, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->buf = const_cast<std::uint8_t*>(buf.data());
-  (*op)->len = buf.size();
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline,
-                           Completion done) {
-  auto op = impl_->allocate(Kind::recvmsg, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->msg = msg;
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
-                           Completion done) {
-  auto op = impl_->allocate(Kind::sendmsg, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->msg = const_cast<msghdr*>(msg);
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::send_file(int sock, int file, std::uint64_t offset, std::size_t len,
-                             Clock::time_point deadline, Completion done) {
-  if (offset > static_cast<std::uint64_t>(INT64_MAX) || len > static_cast<std::size_t>(INT32_MAX))
-    return Error{"send_file: offset or length out of range (length at most 2 GiB - 1)", EINVAL};
-  auto op = impl_->allocate(Kind::send_file, sock, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->file = file;
-  (*op)->offset = static_cast<off_t>(offset);
-  (*op)->remaining = len;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::accept(int listen_fd, Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::accept, listen_fd, deadline, std::move(done));
-  if (!op) return op.error();
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::connect(int fd, const sockaddr* addr, socklen_t len,
-                           Clock::time_point deadline, Completion done) {
-  if (len > sizeof(sockaddr_storage)) return Error{"connect: address too long", EINVAL};
-  auto op = impl_->allocate(Kind::connect, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  std::memcpy(&(*op)->addr, addr, len);
-  (*op)->addrlen = len;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status PollEngine::timer(Clock::time_point when, Completion done) {
-  auto op = impl_->allocate(Kind::timer, -1, when, std::move(done));
+Status PollEngine::start(IoRequest&& req) {
+  auto op = impl_->ops.acquire(std::move(req));
   if (!op) return op.error();
   impl_->enqueue(*op);
   return {};
@@ -467,6 +329,6 @@ Result<unsigned> PollEngine::run_once(std::chrono::milliseconds wait) {
   return impl_->run_once(wait);
 }
 
-std::size_t PollEngine::in_flight() const { return impl_->live; }
+std::size_t PollEngine::in_flight() const { return impl_->ops.live(); }
 
 }  // namespace wasi_ktls

@@ -31,20 +31,6 @@ class PollEngine final : public Engine {
   ~PollEngine() override;
 
   std::string_view name() const override { return "poll"; }
-  Status recv(int fd, std::span<std::uint8_t> buf, int flags, Clock::time_point deadline,
-              Completion done) override;
-  Status send(int fd, std::span<const std::uint8_t> buf, int flags, Clock::time_point deadline,
-              Completion done) override;
-  Status recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline,
-                 Completion done) override;
-  Status sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
-                 Completion done) override;
-  Status send_file(int sock, int file, std::uint64_t offset, std::size_t len,
-                   Clock::time_point deadline, Completion done) override;
-  Status accept(int listen_fd, Clock::time_point deadline, Completion done) override;
-  Status connect(int fd, const sockaddr* addr, socklen_t len, Clock::time_point deadline,
-                 Completion done) override;
-  Status timer(Clock::time_point when, Completion done) override;
   void cancel(int fd) override;
   Result<unsigned> run_once(std::chrono::milliseconds wait) override;
   std::size_t in_flight() const override;
@@ -52,6 +38,7 @@ class PollEngine final : public Engine {
   struct Impl;
 
  private:
+  Status start(IoRequest&& req) override;
   explicit PollEngine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -14,32 +14,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ktls/io_request.h"
+#include "ktls/op_pool.h"
+
 namespace wasi_ktls {
 namespace {
 
-enum class Kind : std::uint8_t { recv, send, recvmsg, sendmsg, send_file, accept, connect, timer };
+using Kind = IoRequest::Kind;
 // send_file's steps: file -> pipe, pipe -> socket, wait for the socket to take more.
 enum class Step : std::uint8_t { main, fill, drain, wait_out };
 
-constexpr int kIn = 0;
-constexpr int kOut = 1;
 constexpr unsigned kMaxEntries = 32768;   // IORING_MAX_ENTRIES
 constexpr int kPipeSize = 1 << 20;        // the default /proc/sys/fs/pipe-max-size
 constexpr std::size_t kIdlePipes = 16;    // pipes kept for reuse
 constexpr auto kShutdownBound = std::chrono::seconds(5);
-
-int direction(Kind k) {
-  switch (k) {
-    case Kind::recv:
-    case Kind::recvmsg:
-    case Kind::accept:
-      return kIn;
-    case Kind::timer:
-      return -1;
-    default:
-      return kOut;
-  }
-}
 
 struct Pipe {
   int r = -1;
@@ -61,25 +49,12 @@ __kernel_timespec to_timespec(Clock::time_point t) {
 // One started operation. Records live in a fixed pool (queue_depth of them); user_data is the
 // record's address, with bit 0 set on the CQE of its linked timeout.
 struct Op {
-  Kind kind = Kind::recv;
+  IoRequest req;
   Step step = Step::main;
-  int fd = -1;
-  Completion done;
-  Clock::time_point deadline = kNoDeadline;
-  // Arguments.
-  void* buf = nullptr;
-  std::size_t len = 0;
-  int flags = 0;
-  msghdr* msg = nullptr;
-  sockaddr_storage addr{};
-  socklen_t addrlen = 0;
-  // send_file.
-  int file = -1;
-  std::uint64_t offset = 0;
-  std::size_t remaining = 0;
+  // send_file (req.offset and req.len count the progress).
   std::size_t sent = 0;
   std::size_t in_pipe = 0;
-  Pipe pipe;
+  Pipe pipe{};
   // State.
   bool in_use = false;
   bool finished = false;   // result set, callback pending
@@ -91,21 +66,18 @@ struct Op {
   int result = 0;
   __kernel_timespec ts{};  // read by the kernel at submission
   bool waiting = false;    // queued behind another op, its deadline in `waiting_`
-  std::multimap<Clock::time_point, Op*>::iterator wait_it;
+  std::multimap<Clock::time_point, Op*>::iterator wait_it{};
   Op* next_free = nullptr;
 };
 
 struct UringEngine::Impl {
+  explicit Impl(unsigned depth) : ops("io_uring", depth) {}
+
   io_uring ring{};
-  unsigned depth = 0;
-  std::vector<Op> pool;
-  Op* free_list = nullptr;
-  std::size_t live = 0;
-  bool shutting_down = false;
+  OpPool<Op> ops;
   std::uint64_t enters = 0;
   std::unordered_map<int, std::array<std::deque<Op*>, 2>> fds;
   std::multimap<Clock::time_point, Op*> waiting;  // deadlines of queued, not yet submitted ops
-  std::vector<Op*> ready;                         // finished, callback not yet run
   std::vector<Pipe> idle_pipes;
 
   ~Impl() {
@@ -118,46 +90,20 @@ struct UringEngine::Impl {
     p = Pipe{};
   }
 
-  Result<Op*> allocate(Kind kind, int fd, Clock::time_point deadline, Completion&& done) {
-    if (shutting_down) return make_error("io_uring engine: shutting down");
-    if (free_list == nullptr)
-      return Error{fmt::format("io_uring engine: queue full ({} operations in flight)", depth),
-                   EBUSY};
-    Op* op = free_list;
-    free_list = op->next_free;
-    Op fresh;
-    *op = std::move(fresh);
-    op->in_use = true;
-    op->kind = kind;
-    op->fd = fd;
-    op->deadline = deadline;
-    op->done = std::move(done);
-    ++live;
-    return op;
-  }
-
-  void release(Op* op) {
-    op->in_use = false;
-    op->done = nullptr;
-    op->next_free = free_list;
-    free_list = op;
-    --live;
-  }
-
   // Queues `op` behind the others on its fd and direction; the head goes to the kernel.
   void enqueue(Op* op) {
-    int d = direction(op->kind);
+    int d = direction(op->req.kind);
     if (d < 0) {
       activate(op);
       return;
     }
-    auto& q = fds[op->fd][d];
+    auto& q = fds[op->req.fd][d];
     q.push_back(op);
     if (q.size() == 1) {
       activate(op);
-    } else if (op->deadline != kNoDeadline) {
+    } else if (op->req.deadline != kNoDeadline) {
       op->waiting = true;
-      op->wait_it = waiting.emplace(op->deadline, op);
+      op->wait_it = waiting.emplace(op->req.deadline, op);
     }
   }
 
@@ -171,11 +117,12 @@ struct UringEngine::Impl {
     unwait(op);
     op->active = true;
     if (op->cancelled) return finish(op, -ECANCELED);
-    if (op->kind == Kind::send_file) {
-      if (op->remaining == 0) return finish(op, 0);
+    if (op->req.kind == Kind::send_file) {
+      if (op->req.len == 0) return finish(op, 0);
       op->step = Step::fill;
     }
-    if (op->deadline != kNoDeadline && op->deadline <= Clock::now()) return finish(op, -ETIME);
+    if (op->req.deadline != kNoDeadline && op->req.deadline <= Clock::now())
+      return finish(op, -ETIME);
     submit_step(op);
   }
 
@@ -200,43 +147,43 @@ struct UringEngine::Impl {
   }
 
   void submit_step(Op* op) {
-    const bool timed = op->deadline != kNoDeadline && op->kind != Kind::timer;
+    IoRequest& r = op->req;
+    const bool timed = r.deadline != kNoDeadline && r.kind != Kind::timer;
     io_uring_sqe* sqe = get_sqe(timed ? 2 : 1);
     if (sqe == nullptr) return finish(op, -EBUSY);
-    switch (op->kind) {
+    switch (r.kind) {
       case Kind::recv:
-        io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        io_uring_prep_recv(sqe, r.fd, r.buf, r.len, r.flags);
         break;
       case Kind::send:
-        io_uring_prep_send(sqe, op->fd, op->buf, op->len, op->flags | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, r.fd, r.buf, r.len, r.flags | MSG_NOSIGNAL);
         break;
       case Kind::recvmsg:
-        io_uring_prep_recvmsg(sqe, op->fd, op->msg, static_cast<unsigned>(op->flags));
+        io_uring_prep_recvmsg(sqe, r.fd, r.msg, static_cast<unsigned>(r.flags));
         break;
       case Kind::sendmsg:
-        io_uring_prep_sendmsg(sqe, op->fd, op->msg,
-                              static_cast<unsigned>(op->flags | MSG_NOSIGNAL));
+        io_uring_prep_sendmsg(sqe, r.fd, r.msg, static_cast<unsigned>(r.flags | MSG_NOSIGNAL));
         break;
       case Kind::accept:
-        io_uring_prep_accept(sqe, op->fd, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_prep_accept(sqe, r.fd, nullptr, nullptr, SOCK_CLOEXEC);
         break;
       case Kind::connect:
-        io_uring_prep_connect(sqe, op->fd, reinterpret_cast<sockaddr*>(&op->addr), op->addrlen);
+        io_uring_prep_connect(sqe, r.fd, reinterpret_cast<sockaddr*>(&r.addr), r.addrlen);
         break;
       case Kind::timer:
-        op->ts = to_timespec(op->deadline);
+        op->ts = to_timespec(r.deadline);
         io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
         break;
       case Kind::send_file:
         if (op->step == Step::fill) {
-          std::size_t n = std::min(op->remaining, op->pipe.size);
-          io_uring_prep_splice(sqe, op->file, static_cast<std::int64_t>(op->offset), op->pipe.w,
-                               -1, static_cast<unsigned>(n), 0);
+          std::size_t n = std::min(r.len, op->pipe.size);
+          io_uring_prep_splice(sqe, r.file, static_cast<std::int64_t>(r.offset), op->pipe.w, -1,
+                               static_cast<unsigned>(n), 0);
         } else if (op->step == Step::drain) {
-          io_uring_prep_splice(sqe, op->pipe.r, -1, op->fd, -1,
-                               static_cast<unsigned>(op->in_pipe), 0);
+          io_uring_prep_splice(sqe, op->pipe.r, -1, r.fd, -1, static_cast<unsigned>(op->in_pipe),
+                               0);
         } else {
-          io_uring_prep_poll_add(sqe, op->fd, POLLOUT);
+          io_uring_prep_poll_add(sqe, r.fd, POLLOUT);
         }
         break;
     }
@@ -246,7 +193,7 @@ struct UringEngine::Impl {
     op->step_timed_out = false;
     if (timed) {
       sqe->flags |= IOSQE_IO_LINK;
-      op->ts = to_timespec(op->deadline);
+      op->ts = to_timespec(r.deadline);
       io_uring_sqe* t = io_uring_get_sqe(&ring);  // get_sqe(2) left room
       io_uring_prep_link_timeout(t, &op->ts, IORING_TIMEOUT_ABS);
       io_uring_sqe_set_data64(t, reinterpret_cast<std::uintptr_t>(op) | 1u);
@@ -270,7 +217,7 @@ struct UringEngine::Impl {
     int res = op->step_res;
     if (op->step_timed_out && (res == -ECANCELED || res == -EINTR)) res = -ETIME;
     else if (op->cancelled && res == -EINTR) res = -ECANCELED;
-    if (op->kind != Kind::send_file) return finish(op, res);
+    if (op->req.kind != Kind::send_file) return finish(op, res);
 
     // send_file: the bytes in the pipe must all reach the socket before the next fill.
     switch (op->step) {
@@ -278,8 +225,8 @@ struct UringEngine::Impl {
         if (res < 0) return finish(op, res);
         if (res == 0) return finish(op, static_cast<int>(op->sent));  // end of file
         op->in_pipe = static_cast<std::size_t>(res);
-        op->offset += static_cast<std::uint64_t>(res);
-        op->remaining -= static_cast<std::size_t>(res);
+        op->req.offset += static_cast<std::uint64_t>(res);
+        op->req.len -= static_cast<std::size_t>(res);
         op->step = Step::drain;
         break;
       case Step::drain:
@@ -291,7 +238,7 @@ struct UringEngine::Impl {
         op->sent += static_cast<std::size_t>(res);
         op->in_pipe -= static_cast<std::size_t>(res);
         if (op->in_pipe == 0) {
-          if (op->remaining == 0) return finish(op, static_cast<int>(op->sent));
+          if (op->req.len == 0) return finish(op, static_cast<int>(op->sent));
           op->step = Step::fill;
         }
         break;
@@ -303,7 +250,8 @@ struct UringEngine::Impl {
         return finish(op, res);
     }
     if (op->cancelled) return finish(op, -ECANCELED);
-    if (op->deadline != kNoDeadline && op->deadline <= Clock::now()) return finish(op, -ETIME);
+    if (op->req.deadline != kNoDeadline && op->req.deadline <= Clock::now())
+      return finish(op, -ETIME);
     submit_step(op);
   }
 
@@ -335,15 +283,14 @@ struct UringEngine::Impl {
 
   // The op leaves the kernel's hands: the next one on its fd and direction may go.
   void finish(Op* op, int res) {
-    op->result = res;
     op->finished = true;
     op->active = false;
     unwait(op);
     detach_pipe(op);
-    ready.push_back(op);
-    int d = direction(op->kind);
+    ops.ready(op, res);
+    int d = direction(op->req.kind);
     if (d < 0) return;
-    auto it = fds.find(op->fd);
+    auto it = fds.find(op->req.fd);
     if (it == fds.end()) return;
     auto& q = it->second[d];
     Op* next = nullptr;
@@ -362,7 +309,7 @@ struct UringEngine::Impl {
   void cancel_in_kernel(Op* op) {
     io_uring_sqe* sqe = get_sqe(1);
     if (sqe == nullptr) return;  // the op still completes on its own or at shutdown
-    if (op->kind == Kind::timer)
+    if (op->req.kind == Kind::timer)
       io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
     else
       io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
@@ -406,23 +353,11 @@ struct UringEngine::Impl {
     return n;
   }
 
-  unsigned deliver() {
-    std::vector<Op*> batch;
-    batch.swap(ready);
-    for (Op* op : batch) {
-      Completion cb = std::move(op->done);
-      int res = op->result;
-      release(op);
-      if (cb) cb(res);
-    }
-    return static_cast<unsigned>(batch.size());
-  }
-
   Result<unsigned> run_once(std::chrono::milliseconds wait) {
     auto now = Clock::now();
     auto until = now + wait;
     if (!waiting.empty() && waiting.begin()->first < until) until = waiting.begin()->first;
-    bool block = ready.empty() && until > now && io_uring_cq_ready(&ring) == 0;
+    bool block = !ops.any_ready() && until > now && io_uring_cq_ready(&ring) == 0;
     if (block) {
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now).count();
       __kernel_timespec ts{};
@@ -438,30 +373,30 @@ struct UringEngine::Impl {
     }
     reap();
     expire_waiting();
-    return deliver();
+    return ops.deliver();
   }
 
   void shutdown() {
-    shutting_down = true;
-    for (Op& op : pool) {
+    ops.shutting_down = true;
+    for (Op& op : ops.records()) {
       if (!op.in_use || op.cancelled) continue;
       op.cancelled = true;
       if (op.active && op.pending_cqes > 0) cancel_in_kernel(&op);
     }
     auto until = Clock::now() + kShutdownBound;
-    while (live > 0 && Clock::now() < until) {
+    while (ops.live() > 0 && Clock::now() < until) {
       // Ops queued behind a cancelled head complete as soon as it does; nothing new starts.
       (void)run_once(std::chrono::milliseconds(100));
     }
-    if (live > 0) {
+    if (ops.live() > 0) {
       // The kernel did not answer in time. Report the rest as cancelled; io_uring_queue_exit
       // then cancels them in the kernel.
-      for (Op& op : pool)
-        if (op.in_use && !op.finished && (op.active || direction(op.kind) < 0)) {
+      for (Op& op : ops.records())
+        if (op.in_use && !op.finished && (op.active || direction(op.req.kind) < 0)) {
           op.pending_cqes = 0;
           finish(&op, -ECANCELED);  // also completes the ops queued behind it
         }
-      deliver();
+      ops.deliver();
     }
   }
 };
@@ -471,7 +406,7 @@ Result<std::unique_ptr<UringEngine>> UringEngine::create(unsigned queue_depth) {
     return Error{fmt::format("io_uring engine: queue depth {} out of range 1..{}", queue_depth,
                              kMaxEntries),
                  EINVAL};
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Impl>(queue_depth);
   io_uring_params params{};
   // Each op posts up to two CQEs (op and linked timeout), cancels one more; a roomy CQ keeps
   // the kernel from backing up.
@@ -479,12 +414,6 @@ Result<std::unique_ptr<UringEngine>> UringEngine::create(unsigned queue_depth) {
   params.cq_entries = std::min(queue_depth * 4, 2 * kMaxEntries);
   int rc = io_uring_queue_init_params(queue_depth, &impl->ring, &params);
   if (rc < 0) return errno_error(-rc, "io_uring_setup");
-  impl->depth = queue_depth;
-  impl->pool.resize(queue_depth);
-  for (Op& op : impl->pool) {
-    op.next_free = impl->free_list;
-    impl->free_list = &op;
-  }
   return std::unique_ptr<UringEngine>(new UringEngine(std::move(impl)));
 }
 
@@ -495,87 +424,15 @@ UringEngine::~UringEngine() {
   io_uring_queue_exit(&impl_->ring);
 }
 
-Status UringEngine::recv(int fd, std::span<std::uint8_t> buf, int flags,
-                         Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::recv, fd, deadline, std::move(done));
+Status UringEngine::start(IoRequest&& req) {
+  auto op = impl_->ops.acquire(std::move(req));
   if (!op) return op.error();
-  (*op)->buf = buf.data();
-  (*op)->len = buf.size();
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::send(int fd, std::span<const std::uint8_t> buf, int flags,
-                         Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::send, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->buf = const_cast<std::uint8_t*>(buf.data());
-  (*op)->len = buf.size();
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::recvmsg(int fd, msghdr* msg, int flags, Clock::time_point deadline,
-                            Completion done) {
-  auto op = impl_->allocate(Kind::recvmsg, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->msg = msg;
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point deadline,
-                            Completion done) {
-  auto op = impl_->allocate(Kind::sendmsg, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  (*op)->msg = const_cast<msghdr*>(msg);
-  (*op)->flags = flags;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::send_file(int sock, int file, std::uint64_t offset, std::size_t len,
-                              Clock::time_point deadline, Completion done) {
-  if (offset > static_cast<std::uint64_t>(INT64_MAX) || len > static_cast<std::size_t>(INT32_MAX))
-    return Error{"send_file: offset or length out of range (length at most 2 GiB - 1)", EINVAL};
-  auto op = impl_->allocate(Kind::send_file, sock, deadline, std::move(done));
-  if (!op) return op.error();
-  Op* o = *op;
-  if (auto s = impl_->attach_pipe(o); !s) {
-    impl_->release(o);
-    return s.error();
+  if ((*op)->req.kind == Kind::send_file) {
+    if (auto s = impl_->attach_pipe(*op); !s) {
+      impl_->ops.release(*op);
+      return s.error();
+    }
   }
-  o->file = file;
-  o->offset = offset;
-  o->remaining = len;
-  impl_->enqueue(o);
-  return {};
-}
-
-Status UringEngine::accept(int listen_fd, Clock::time_point deadline, Completion done) {
-  auto op = impl_->allocate(Kind::accept, listen_fd, deadline, std::move(done));
-  if (!op) return op.error();
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::connect(int fd, const sockaddr* addr, socklen_t len,
-                            Clock::time_point deadline, Completion done) {
-  if (len > sizeof(sockaddr_storage)) return Error{"connect: address too long", EINVAL};
-  auto op = impl_->allocate(Kind::connect, fd, deadline, std::move(done));
-  if (!op) return op.error();
-  std::memcpy(&(*op)->addr, addr, len);
-  (*op)->addrlen = len;
-  impl_->enqueue(*op);
-  return {};
-}
-
-Status UringEngine::timer(Clock::time_point when, Completion done) {
-  auto op = impl_->allocate(Kind::timer, -1, when, std::move(done));
-  if (!op) return op.error();
   impl_->enqueue(*op);
   return {};
 }
@@ -586,7 +443,7 @@ Result<unsigned> UringEngine::run_once(std::chrono::milliseconds wait) {
   return impl_->run_once(wait);
 }
 
-std::size_t UringEngine::in_flight() const { return impl_->live; }
+std::size_t UringEngine::in_flight() const { return impl_->ops.live(); }
 
 std::uint64_t UringEngine::enter_calls() const { return impl_->enters; }
 
