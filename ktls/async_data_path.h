@@ -19,8 +19,9 @@ class AsyncConnection::DataPath {
   virtual void close(Done done) = 0;
 };
 
-// Kernel TLS: SEND/RECV on the socket with the caller's buffers; control records through
-// KernelRecordIo (their recvmsg never waits: the kernel reports EIO only once one is queued).
+// Kernel TLS: SEND/RECV on the socket with the caller's buffers; a RECV that fails with EIO
+// (a control record is next) is followed by a RECVMSG with a cmsg buffer, whose record
+// KernelRecordIo interprets.
 class KernelDataPath final : public AsyncConnection::DataPath {
  public:
   KernelDataPath(AsyncConnection& c, const TrafficKeys& keys, bool kernel_can_rekey);
@@ -31,6 +32,9 @@ class KernelDataPath final : public AsyncConnection::DataPath {
   void close(AsyncConnection::Done done) override;
 
  private:
+  void read_control_record(std::span<std::uint8_t> buf, AsyncConnection::IoDone done);
+  void deliver(Result<std::optional<RecvResult>> got, std::span<std::uint8_t> buf,
+               AsyncConnection::IoDone done);
   void write_from(std::span<const std::uint8_t> rest, std::size_t sent,
                   AsyncConnection::IoDone done);
   void send_file_from(int file, std::uint64_t offset, std::uint64_t left, std::uint64_t sent,

@@ -33,12 +33,31 @@ void KernelDataPath::read(std::span<std::uint8_t> buf, AsyncConnection::IoDone d
       c_.fd(), buf, 0, c_.io_deadline(), [this, self, buf, done](int r) {
         if (r == -ETIME || r == -ECANCELED)
           return done(io_error(r, "reading", c_.options_.io_timeout));
-        auto got = io_.complete_recv(r, buf);
-        if (!got) return done(got.error());
-        if (!*got) return read(buf, done);  // a control record was consumed: receive again
-        done((*got)->kind == RecvResult::Kind::end_of_stream ? std::size_t{0} : (*got)->bytes);
+        // EIO: the next record is not data; the kernel keeps it queued for a RECVMSG with room
+        // for its record-type cmsg.
+        if (r == -EIO) return read_control_record(buf, done);
+        deliver(io_.complete_recv(r, buf), buf, done);
       });
   if (!st) done(st.error());
+}
+
+void KernelDataPath::read_control_record(std::span<std::uint8_t> buf,
+                                         AsyncConnection::IoDone done) {
+  auto self = c_.shared_from_this();
+  Status st = c_.engine_.recvmsg(
+      c_.fd(), io_.control_msghdr(), 0, c_.io_deadline(), [this, self, buf, done](int r) {
+        if (r == -ETIME || r == -ECANCELED)
+          return done(io_error(r, "reading", c_.options_.io_timeout));
+        deliver(io_.complete_control_recv(r, buf), buf, done);
+      });
+  if (!st) done(st.error());
+}
+
+void KernelDataPath::deliver(Result<std::optional<RecvResult>> got, std::span<std::uint8_t> buf,
+                             AsyncConnection::IoDone done) {
+  if (!got) return done(got.error());
+  if (!*got) return read(buf, std::move(done));  // a control record was consumed: read on
+  done((*got)->kind == RecvResult::Kind::end_of_stream ? std::size_t{0} : (*got)->bytes);
 }
 
 Result<std::size_t> KernelDataPath::budget(std::size_t want) {

@@ -152,32 +152,41 @@ Result<std::optional<RecvResult>> KernelRecordIo::complete_recv(long result,
   return fail(errno_error(err, "kTLS recv"), std::nullopt);
 }
 
+msghdr* KernelRecordIo::control_msghdr() {
+  std::memset(control_cmsg_, 0, sizeof(control_cmsg_));
+  control_iov_ = iovec{control_buf_.data(), control_buf_.size()};
+  control_msg_ = msghdr{};
+  control_msg_.msg_iov = &control_iov_;
+  control_msg_.msg_iovlen = 1;
+  control_msg_.msg_control = control_cmsg_;
+  control_msg_.msg_controllen = sizeof(control_cmsg_);
+  return &control_msg_;
+}
+
 // Reads one record with recvmsg. Returns a RecvResult when the caller gets something (data,
 // end of stream), nullopt when the record was consumed and reading goes on.
 Result<std::optional<RecvResult>> KernelRecordIo::read_control_record(
     std::span<std::uint8_t> buf) {
-  alignas(cmsghdr) unsigned char cbuf[CMSG_SPACE(1)];
-  iovec iov{control_buf_.data(), control_buf_.size()};
-  msghdr msg{};
   ssize_t n;
-  for (;;) {
-    std::memset(cbuf, 0, sizeof(cbuf));
-    msg = msghdr{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof(cbuf);
-    n = ::recvmsg(fd_, &msg, MSG_DONTWAIT);
-    if (n >= 0 || errno != EINTR) break;
-  }
+  do n = ::recvmsg(fd_, control_msghdr(), MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return complete_control_recv(n < 0 ? -errno : n, buf);
+}
+
+Result<std::optional<RecvResult>> KernelRecordIo::complete_control_recv(
+    long result, std::span<std::uint8_t> buf) {
+  if (dead_) return *dead_;
+  const msghdr& msg = control_msg_;
+  const long n = result;
   if (n == 0) {
     return fail(make_error("peer closed the connection without close_notify (truncation)"),
                 std::nullopt);
   }
   if (n < 0) {
-    const int err = errno;
+    const int err = static_cast<int>(-n);
     if (auto f = record_layer_failure(err)) return fail(std::move(f->error), f->alert);
-    if (err == EAGAIN || err == EWOULDBLOCK) return errno_error(err, "kTLS recvmsg");
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ETIME || err == ECANCELED)
+      return errno_error(err, "kTLS recvmsg");
     return fail(errno_error(err, "kTLS recvmsg (control record)"), std::nullopt);
   }
   if (msg.msg_flags & MSG_CTRUNC) {
@@ -185,7 +194,8 @@ Result<std::optional<RecvResult>> KernelRecordIo::read_control_record(
                 alert_desc::internal_error);
   }
   std::uint8_t type = content_type::application_data;  // the kernel adds no cmsg for data
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&control_msg_); c != nullptr;
+       c = CMSG_NXTHDR(&control_msg_, c)) {
     if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE &&
         c->cmsg_len == CMSG_LEN(1)) {
       type = *CMSG_DATA(c);

@@ -4,6 +4,9 @@
 // the AEAD accounting in record_limit.h, so an io_uring engine can reuse both.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -72,6 +75,12 @@ class KernelRecordIo {
   // recv() reports them. Returns what the caller gets, or nullopt: receive again.
   // Call take_pending() before each recv: a control read may leave data behind.
   Result<std::optional<RecvResult>> complete_recv(long result, std::span<std::uint8_t> buf);
+  // The same for an event loop that also reads control records itself (io_uring RECVMSG):
+  // on -EIO from its recv it receives into control_msghdr() (valid until the next call) and
+  // hands that result to complete_control_recv().
+  msghdr* control_msghdr();
+  Result<std::optional<RecvResult>> complete_control_recv(long result,
+                                                          std::span<std::uint8_t> buf);
   std::size_t take_pending(std::span<std::uint8_t> buf);
   bool peer_closed() const { return peer_closed_; }
   const std::optional<Error>& dead() const { return dead_; }
@@ -109,6 +118,9 @@ class KernelRecordIo {
   RecordBudget tx_budget_;
   std::uint64_t rx_records_;
   std::vector<std::uint8_t> control_buf_;  // one record's plaintext
+  iovec control_iov_{};
+  msghdr control_msg_{};
+  alignas(cmsghdr) unsigned char control_cmsg_[CMSG_SPACE(1)] = {};
   std::vector<std::uint8_t> pending_;      // data that arrived through recvmsg
   std::size_t pending_pos_ = 0;
   std::optional<Error> dead_;
