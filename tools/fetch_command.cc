@@ -142,6 +142,9 @@ int run_fetch(const FetchOptions& o) {
   if (!url) return fail(url.error().message, 2);
   auto policy = o.tls.policy();
   if (!policy) return fail(policy.error().message, 2);
+  if (policy->insecure_skip_verify_DANGEROUS)
+    std::fprintf(stderr, "fetch: WARNING: --insecure-skip-verify: the server's certificate and "
+                         "name are NOT checked; anyone on the path can impersonate the server\n");
   auto ctx = TlsContext::create(Role::client, *policy);
   if (!ctx) return fail(ctx.error().message, 2);
   auto copts = o.tls.connection_options();
