@@ -406,8 +406,6 @@ Result<HandshakeStatus> Session::advance() {
   return *s.failed;
 }
 
-bool Session::handshake_done() const { return impl_->done; }
-
 std::size_t Session::want_read() const {
   return impl_->want > impl_->buffered() ? impl_->want - impl_->buffered() : 0;
 }

@@ -62,7 +62,6 @@ class Session {
 
   // Runs the handshake as far as the fed bytes allow.
   Result<HandshakeStatus> advance();
-  bool handshake_done() const;
 
   // Bytes OpenSSL still waits for to finish the record it is reading (0 if it waits for none).
   std::size_t want_read() const;

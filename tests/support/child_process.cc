@@ -159,19 +159,4 @@ Result<int> free_port() {
   return static_cast<int>(ntohs(a.sin_port));
 }
 
-Status wait_for_listener(int port, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  for (;;) {
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return {};
-    if (Clock::now() >= deadline)
-      return make_error("nothing listening on 127.0.0.1:{} after {} ms", port, timeout.count());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
 }  // namespace wasi_ktls::test

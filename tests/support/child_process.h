@@ -66,8 +66,4 @@ Status ChildProcess::read_until(Pred pred, std::chrono::milliseconds timeout) {
 // A free TCP port on 127.0.0.1 (bound and released; good enough for a test peer).
 Result<int> free_port();
 
-// Waits until something accepts TCP connections on 127.0.0.1:port. It connects to find out,
-// so a one-connection peer (s_server -naccept 1) must be waited for another way.
-Status wait_for_listener(int port, std::chrono::milliseconds timeout);
-
 }  // namespace wasi_ktls::test
