@@ -13,9 +13,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "ktls/async_connection.h"
-#include "ktls/engine.h"
-#include "ktls/loopback_pair.h"
+#include "ktls/conn/async_connection.h"
+#include "ktls/io/engine.h"
+#include "ktls/io/loopback_pair.h"
 
 using namespace wasi_ktls;
 

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "ktls/tcp_socket.h"
+#include "ktls/io/tcp_socket.h"
 #include "tools/http_message.h"
 #include "tools/tls_options.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ktls/async_connection.h"
+#include "ktls/conn/async_connection.h"
 #include "tools/http_message.h"
 #include "tools/static_files.h"
 

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "ktls/probe.h"
-#include "ktls/probe_render.h"
+#include "ktls/probe/probe.h"
+#include "ktls/probe/probe_render.h"
 
 namespace wasi_ktls::cli {
 

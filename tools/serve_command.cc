@@ -7,9 +7,9 @@
 #include <thread>
 #include <vector>
 
-#include "ktls/async_connection.h"
-#include "ktls/engine.h"
-#include "ktls/tcp_socket.h"
+#include "ktls/conn/async_connection.h"
+#include "ktls/io/engine.h"
+#include "ktls/io/tcp_socket.h"
 #include "tools/http_session.h"
 #include "tools/static_files.h"
 #include "tools/tls_options.h"

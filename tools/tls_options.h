@@ -10,7 +10,7 @@
 
 #include "base/result.h"
 #include "handshake/policy.h"
-#include "ktls/connection.h"
+#include "ktls/conn/connection.h"
 
 namespace wasi_ktls::cli {
 

@@ -10,11 +10,11 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 
-#include "ktls/control_record.h"
-#include "ktls/handover.h"
-#include "ktls/kernel_transport.h"
-#include "ktls/probe.h"
-#include "ktls/record_io.h"
+#include "ktls/record/control_record.h"
+#include "ktls/conn/handover.h"
+#include "ktls/conn/kernel_transport.h"
+#include "ktls/probe/probe.h"
+#include "ktls/record/record_io.h"
 
 namespace wasi_ktls::asio {
 

@@ -37,7 +37,7 @@
 
 #include "handshake/policy.h"
 #include "handshake/session.h"
-#include "ktls/backend.h"
+#include "ktls/conn/backend.h"
 
 namespace wasi_ktls::asio {
 

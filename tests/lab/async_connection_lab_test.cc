@@ -2,8 +2,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "ktls/engine.h"
-#include "ktls/probe.h"
+#include "ktls/io/engine.h"
+#include "ktls/probe/probe.h"
 #include "tests/support/async_scenarios.h"
 #include "tests/support/engines.h"
 #include "tests/support/kernel_evidence.h"

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "ktls/backend.h"
-#include "ktls/connection.h"
-#include "ktls/probe.h"
+#include "ktls/conn/backend.h"
+#include "ktls/conn/connection.h"
+#include "ktls/probe/probe.h"
 #include "tests/support/connection_pair.h"
 #include "tests/support/connection_scenarios.h"
 #include "tests/support/fd_count.h"

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ktls/probe.h"
+#include "ktls/probe/probe.h"
 
 namespace wasi_ktls {
 namespace {

@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "base/unique_fd.h"
-#include "ktls/control_record.h"
-#include "ktls/crypto_info.h"
-#include "ktls/errno_name.h"
-#include "ktls/install.h"
-#include "ktls/loopback_pair.h"
-#include "ktls/record_io.h"
-#include "ktls/tls_stat.h"
+#include "ktls/record/control_record.h"
+#include "ktls/record/crypto_info.h"
+#include "base/errno_name.h"
+#include "ktls/record/install.h"
+#include "ktls/io/loopback_pair.h"
+#include "ktls/record/record_io.h"
+#include "ktls/probe/tls_stat.h"
 
 using namespace wasi_ktls;
 using Bytes = std::vector<std::uint8_t>;

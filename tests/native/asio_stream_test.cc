@@ -17,8 +17,8 @@
 #include <boost/asio/write.hpp>
 
 #include "ktls/asio/stream.h"
-#include "ktls/backend.h"
-#include "ktls/probe.h"
+#include "ktls/conn/backend.h"
+#include "ktls/probe/probe.h"
 #include "tests/support/asio_scenarios.h"
 #include "tests/support/asio_stream_pair.h"
 #include "tests/support/openssl_peer.h"

@@ -2,7 +2,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "ktls/engine.h"
+#include "ktls/io/engine.h"
 #include "tests/support/async_scenarios.h"
 #include "tests/support/engines.h"
 

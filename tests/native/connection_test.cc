@@ -10,10 +10,10 @@
 
 #include <string>
 
-#include "ktls/backend.h"
-#include "ktls/connection.h"
-#include "ktls/probe.h"
-#include "ktls/tcp_socket.h"
+#include "ktls/conn/backend.h"
+#include "ktls/conn/connection.h"
+#include "ktls/probe/probe.h"
+#include "ktls/io/tcp_socket.h"
 #include "tests/support/connection_pair.h"
 #include "tests/support/connection_scenarios.h"
 #include "tests/support/fd_count.h"

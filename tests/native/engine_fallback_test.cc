@@ -16,7 +16,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "ktls/engine.h"
+#include "ktls/io/engine.h"
 #include "tests/native/engine_scenarios.h"
 #include "tests/support/async_scenarios.h"
 

@@ -14,7 +14,7 @@
 
 #include <doctest/doctest.h>
 
-#include "ktls/loopback_pair.h"
+#include "ktls/io/loopback_pair.h"
 
 namespace wasi_ktls::testing {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
-#include "ktls/engine.h"
+#include "ktls/io/engine.h"
 #include "tests/support/engines.h"
 #include "tests/support/fd_count.h"
 

@@ -15,9 +15,9 @@
 #include <cstring>
 #include <memory>
 
-#include "ktls/engine.h"
-#include "ktls/loopback_pair.h"
-#include "ktls/uring_engine.h"
+#include "ktls/io/engine.h"
+#include "ktls/io/loopback_pair.h"
+#include "ktls/io/uring_engine.h"
 #include "tests/native/engine_scenarios.h"
 
 namespace wasi_ktls {

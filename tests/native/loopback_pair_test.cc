@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-#include "ktls/loopback_pair.h"
+#include "ktls/io/loopback_pair.h"
 
 namespace wasi_ktls {
 namespace {

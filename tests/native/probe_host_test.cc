@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "ktls/loopback_pair.h"
-#include "ktls/probe.h"
+#include "ktls/io/loopback_pair.h"
+#include "ktls/probe/probe.h"
 
 namespace wasi_ktls {
 namespace {

@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "ktls/async_connection.h"
-#include "ktls/loopback_pair.h"
+#include "ktls/conn/async_connection.h"
+#include "ktls/io/loopback_pair.h"
 #include "tests/support/engines.h"
 #include "tests/support/fd_count.h"
 #include "tests/support/test_pki.h"

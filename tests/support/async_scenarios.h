@@ -4,8 +4,8 @@
 
 #include <cstddef>
 
-#include "ktls/backend.h"
-#include "ktls/engine.h"
+#include "ktls/conn/backend.h"
+#include "ktls/io/engine.h"
 
 namespace wasi_ktls::test {
 

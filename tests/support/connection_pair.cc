@@ -5,7 +5,7 @@
 #include <cstring>
 #include <thread>
 
-#include "ktls/tcp_socket.h"
+#include "ktls/io/tcp_socket.h"
 #include "tests/support/message_of.h"
 #include "tests/support/tls_contexts.h"
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ktls/connection.h"
+#include "ktls/conn/connection.h"
 #include "tests/support/openssl_peer.h"
 #include "tests/support/tls_matrix.h"
 

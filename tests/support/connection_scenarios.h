@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <functional>
 
-#include "ktls/connection.h"
+#include "ktls/conn/connection.h"
 
 namespace wasi_ktls::test {
 

@@ -8,7 +8,7 @@
 #include <functional>
 #include <memory>
 
-#include "ktls/engine.h"
+#include "ktls/io/engine.h"
 
 namespace wasi_ktls::test {
 

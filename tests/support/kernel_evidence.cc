@@ -1,7 +1,7 @@
 #include "tests/support/kernel_evidence.h"
 
-#include "ktls/install.h"
-#include "ktls/tls_stat.h"
+#include "ktls/record/install.h"
+#include "ktls/probe/tls_stat.h"
 #include "tests/support/message_of.h"
 #include "tests/support/timer.h"
 

@@ -12,7 +12,7 @@
 
 #include "handshake/policy.h"
 #include "handshake/tls_params.h"
-#include "ktls/backend.h"
+#include "ktls/conn/backend.h"
 
 namespace wasi_ktls::test {
 

@@ -3,7 +3,7 @@
 
 #include <cstdlib>
 
-#include "ktls/backend.h"
+#include "ktls/conn/backend.h"
 
 using namespace wasi_ktls;
 

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "ktls/control_record.h"
+#include "ktls/record/control_record.h"
 
 using namespace wasi_ktls;
 using Kind = ControlVerdict::Kind;

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "ktls/crypto_info.h"
-#include "ktls/record_limit.h"
+#include "ktls/record/crypto_info.h"
+#include "ktls/record/record_limit.h"
 
 using namespace wasi_ktls;
 

@@ -5,8 +5,8 @@
 
 #include <cerrno>
 
-#include "ktls/probe.h"
-#include "ktls/probe_render.h"
+#include "ktls/probe/probe.h"
+#include "ktls/probe/probe_render.h"
 
 namespace wasi_ktls {
 namespace {

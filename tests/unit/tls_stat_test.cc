@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "ktls/tls_stat.h"
+#include "ktls/probe/tls_stat.h"
 
 namespace wasi_ktls {
 namespace {
