@@ -1,7 +1,9 @@
 // Errors are values: every fallible call returns Result<T>, never throws across a module.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -9,10 +11,32 @@
 
 namespace wasi_ktls {
 
+// What kind of failure an Error is, so callers (the Asio error mapping, the wasm binding's
+// error codes) decide by kind, never by matching message text.
+enum class ErrorKind : std::uint8_t {
+  unspecified,
+  usage,                // the caller used the API out of order (wrong state, operation in flight)
+  config,               // configuration that cannot be used (files, names, versions, policy)
+  system,               // a system call failed; sys_errno says how
+  timeout,              // a bound on a wait passed
+  cancelled,            // the operation was cancelled (abort, Asio cancellation)
+  handshake,            // the TLS handshake failed (verification, peer alert, protocol)
+  backend_unavailable,  // backend ktls requested but the kernel cannot take the connection
+  kernel_install,       // the kernel took one key and refused the other: connection is over
+  truncated,            // the peer ended the TCP stream without close_notify
+  peer_alert,           // the peer sent a fatal alert
+  protocol,             // the peer broke the record protocol (bad record, unexpected message)
+  record_limit,         // the TX key reached its AEAD record limit and cannot be changed
+  closed,               // this side already sent close_notify or a fatal alert
+};
+
+std::string_view to_string(ErrorKind k);
+
 // What went wrong, in words a user can act on; `sys_errno` is the errno behind it, or 0.
 struct Error {
   std::string message;
   int sys_errno = 0;
+  ErrorKind kind = ErrorKind::unspecified;
 };
 
 template <class... Args>
@@ -20,7 +44,13 @@ Error make_error(fmt::format_string<Args...> f, Args&&... args) {
   return Error{fmt::format(f, std::forward<Args>(args)...), 0};
 }
 
-// errno-carrying variant: the message ends with ": <strerror>".
+template <class... Args>
+Error make_error(ErrorKind kind, fmt::format_string<Args...> f, Args&&... args) {
+  return Error{fmt::format(f, std::forward<Args>(args)...), 0, kind};
+}
+
+// errno-carrying variant: the message ends with ": <strerror>". Kind system, or timeout for
+// ETIMEDOUT and cancelled for ECANCELED.
 Error errno_error(int err, std::string what);
 
 template <class T>

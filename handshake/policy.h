@@ -25,8 +25,6 @@ struct PemSource {
   bool empty() const { return kind == Kind::none; }
 };
 
-enum class Role { client, server };
-
 enum class ClientAuth {
   none,      // server does not ask for a client certificate
   optional,  // asks; verifies one if presented

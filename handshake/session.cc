@@ -17,6 +17,7 @@
 
 #include "handshake/key_schedule.h"
 #include "handshake/openssl_error.h"
+#include "handshake/tls_codes.h"
 
 namespace wasi_ktls {
 namespace {
@@ -97,42 +98,6 @@ std::optional<Cipher> cipher_of(const SSL_CIPHER* c) {
   }
 }
 
-// RFC 8446 §6 alert descriptions, in words. (OpenSSL 3.0's SSL_alert_desc_string_long says
-// "unknown" for the TLS 1.3 additions such as certificate_required.)
-std::string alert_name(int desc) {
-  switch (desc) {
-    case 0: return "close notify";
-    case 10: return "unexpected message";
-    case 20: return "bad record mac";
-    case 22: return "record overflow";
-    case 40: return "handshake failure";
-    case 42: return "bad certificate";
-    case 43: return "unsupported certificate";
-    case 44: return "certificate revoked";
-    case 45: return "certificate expired";
-    case 46: return "certificate unknown";
-    case 47: return "illegal parameter";
-    case 48: return "unknown CA";
-    case 49: return "access denied";
-    case 50: return "decode error";
-    case 51: return "decrypt error";
-    case 70: return "protocol version";
-    case 71: return "insufficient security";
-    case 80: return "internal error";
-    case 86: return "inappropriate fallback";
-    case 90: return "user canceled";
-    case 100: return "no renegotiation";
-    case 109: return "missing extension";
-    case 110: return "unsupported extension";
-    case 112: return "unrecognized name";
-    case 113: return "bad certificate status response";
-    case 115: return "unknown PSK identity";
-    case 116: return "certificate required";
-    case 120: return "no application protocol";
-    default: return fmt::format("alert {}", desc);
-  }
-}
-
 bool is_ip_literal(const std::string& s) {
   unsigned char buf[16];
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
@@ -186,7 +151,12 @@ struct Session::Impl {
     }
   }
 
+  // `kind` is the handshake's, or (after it) whether the peer's alert or a protocol error ended
+  // the connection.
   Error failure(std::string_view what, int ssl_error) {
+    const ErrorKind kind = !done                    ? ErrorKind::handshake
+                           : !alert_received.empty() ? ErrorKind::peer_alert
+                                                     : ErrorKind::protocol;
     std::string msg(what);
     auto add = [&msg, what](std::string_view part) {
       msg += msg.size() == what.size() ? ": " : "; ";
@@ -200,7 +170,7 @@ struct Session::Impl {
     if (!alert_received.empty()) add("peer sent alert: " + alert_received);
     else if (!alert_sent.empty()) add("sent alert: " + alert_sent);
     if (msg.size() == what.size()) add(fmt::format("SSL error {}", ssl_error));
-    return Error{std::move(msg), 0};
+    return Error{std::move(msg), 0, kind};
   }
 
   void fill_info() {
@@ -316,7 +286,8 @@ void info_callback(const SSL* ssl, int where, int ret) {
   if ((where & SSL_CB_ALERT) == 0) return;
   Session::Impl* s = session_of(ssl);
   if (s == nullptr) return;
-  (where & SSL_CB_READ ? s->alert_received : s->alert_sent) = alert_name(ret & 0xff);
+  (where & SSL_CB_READ ? s->alert_received : s->alert_sent) =
+      describe_alert(static_cast<std::uint8_t>(ret & 0xff));
 }
 
 }  // namespace
@@ -401,7 +372,8 @@ Result<HandshakeStatus> Session::advance() {
   int e = SSL_get_error(s.ssl, r);
   if (e == SSL_ERROR_WANT_READ && want_read() > 0) return HandshakeStatus{false, want_read()};
   s.failed = e == SSL_ERROR_WANT_READ
-                 ? make_error("TLS handshake stalled: OpenSSL waits for input but asked for none")
+                 ? make_error(ErrorKind::handshake,
+                              "TLS handshake stalled: OpenSSL waits for input but asked for none")
                  : s.failure("TLS handshake failed", e);
   return *s.failed;
 }

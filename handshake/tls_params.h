@@ -13,6 +13,9 @@ enum class TlsVersion : std::uint16_t { tls12 = 0x0303, tls13 = 0x0304 };
 
 enum class Cipher { aes_128_gcm, aes_256_gcm, chacha20_poly1305 };
 
+// Which end of the connection we are.
+enum class Role { client, server };
+
 // A connection's sending (tx) or receiving (rx) side, each with its own keys.
 enum class Direction { tx, rx };
 

@@ -13,4 +13,9 @@ DirectionKeys::~DirectionKeys() {
   OPENSSL_cleanse(secret.data(), secret.size());
 }
 
+TrafficSecrets::~TrafficSecrets() {
+  OPENSSL_cleanse(tx.data(), tx.size());
+  OPENSSL_cleanse(rx.data(), rx.size());
+}
+
 }  // namespace wasi_ktls

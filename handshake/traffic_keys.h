@@ -26,6 +26,20 @@ struct DirectionKeys {
   ~DirectionKeys();
 };
 
+// TLS 1.3: the two application traffic secrets, all that a kernel able to rekey needs to
+// derive the next keys after a KeyUpdate (traffic_secret_N+1 from traffic_secret_N). Kept only
+// there, and wiped when dropped; not copyable, so no stray copy exists.
+struct TrafficSecrets {
+  std::array<std::uint8_t, 48> tx{};
+  std::array<std::uint8_t, 48> rx{};
+  std::size_t len = 0;  // the suite's hash length
+
+  TrafficSecrets() = default;
+  TrafficSecrets(const TrafficSecrets&) = delete;
+  TrafficSecrets& operator=(const TrafficSecrets&) = delete;
+  ~TrafficSecrets();
+};
+
 struct TrafficKeys {
   TlsVersion version = TlsVersion::tls13;
   Cipher cipher = Cipher::aes_128_gcm;

@@ -1,8 +1,10 @@
 // A Boost.Asio TLS stream over tcp::socket, usable where Asio code writes
-// boost::asio::ssl::stream<tcp::socket>: the handshake runs in OpenSSL (handshake::Session),
-// then the kernel carries the records (kTLS) and reads and writes are plain async socket
-// operations on the same socket, so Asio's reactor (or its io_uring backend) drives them; or
-// the userspace transport when the kernel cannot, with the reason.
+// boost::asio::ssl::stream<tcp::socket>: the connection core (ktls/conn/core.h) driven by
+// Asio. Its socket steps become the socket's own async_read_some / async_write_some (so
+// Asio's reactor, or its io_uring backend, carries them), control records are non-blocking
+// recvmsg/sendmsg on the socket with async_wait when it is not ready; nothing blocks the
+// thread. The kernel carries the records after the handshake where it can (kTLS), else the
+// userspace transport, with the reason.
 //
 // Conventions, as ssl::stream: a clean close_notify from the peer completes a read with
 // boost::asio::error::eof; a TCP FIN without close_notify with ssl::error::stream_truncated.
@@ -14,7 +16,9 @@
 //
 // Threading: as every Asio stream, one read and one write (or shutdown) may be outstanding at a
 // time, and the handlers of one stream must not run concurrently (one thread, or a strand).
-// Timeouts are the caller's, as with any Asio socket (cancel or close the socket).
+// Every operation supports terminal per-operation cancellation (bind_cancellation_slot);
+// handlers run on their associated executor. Timeouts are the caller's, as with any Asio
+// socket (cancel the operation, or close the socket).
 #pragma once
 
 #include <cstddef>
@@ -32,7 +36,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "handshake/policy.h"
@@ -42,13 +45,14 @@
 namespace wasi_ktls::asio {
 
 enum class errc {
-  handshake_failed = 1,  // the TLS handshake failed (last_error(): the verify reason or alert)
-  backend_unavailable,   // backend ktls requested (or WASI_KTLS_BACKEND invalid): why not
+  handshake_failed = 1,   // the TLS handshake failed (last_error(): the verify reason or alert)
+  backend_unavailable,    // backend ktls requested (or WASI_KTLS_BACKEND invalid): why not
   kernel_install_failed,  // the kernel took one key and refused the other: connection is over
   tls_error,              // a fatal TLS error after the handshake (alert, bad record, KeyUpdate)
-  shut_down,              // write after async_shutdown
+  shut_down,              // write after async_shutdown (or after our fatal alert)
   not_established,        // read/write before a successful handshake, or a second handshake
   wrong_role,             // handshake type differs from the TlsContext's role
+  operation_in_progress,  // a second read (or write) while one is outstanding
 };
 
 const boost::system::error_category& error_category();
@@ -74,23 +78,34 @@ class Stream;
 
 namespace detail {
 
-// What an operation asks the stream's socket to do next (the logic lives in stream.cc; the
-// templates below only run the I/O it names).
-struct Step {
-  enum class Kind { complete, read_some, write_some, write_all, wait_readable, wait_writable,
-                    wait_tx_idle };
+// What a composed operation asks Asio to do next; decided in stream.cc (the templates below
+// only carry it out).
+struct Action {
+  enum class Kind { complete, read_some, write_some, wait_read, wait_write, wait_write_lane };
   Kind kind = Kind::complete;
   boost::system::error_code ec;  // complete
   std::size_t bytes = 0;         // complete
   boost::asio::mutable_buffer in;
   boost::asio::const_buffer out;
+};
 
-  static Step done(boost::system::error_code ec, std::size_t n = 0) {
-    Step s;
-    s.ec = ec;
-    s.bytes = n;
-    return s;
-  }
+// One operation of the stream: which, its arguments, and where it stands.
+struct Op {
+  enum class Kind { handshake, read, write, shutdown };
+  Kind kind = Kind::read;
+  boost::asio::ssl::stream_base::handshake_type type = boost::asio::ssl::stream_base::client;
+  boost::asio::mutable_buffer in;
+  boost::asio::const_buffer out;
+  bool started = false;
+  bool flushing = false;  // a read sending what it left for the write side
+  std::optional<Result<std::size_t>> read_result;  // the read's, while it flushes
+  std::optional<Action> immediate;  // completed inside the initiating call: delivered via post
+  Action::Kind last = Action::Kind::complete;  // what was asked of Asio
+
+  Action start(Stream& s);
+  Action resume(Stream& s, boost::system::error_code ec, std::size_t n, bool cancelled);
+  // The core's steps that need no waiting, until one needs Asio or the operation is done.
+  Action run(Stream& s);
 };
 
 struct State;
@@ -99,88 +114,16 @@ struct StateDeleter {
   void operator()(State* s) const;
 };
 
-class HandshakeOp {
- public:
-  static constexpr bool kHasSize = false;
-  explicit HandshakeOp(boost::asio::ssl::stream_base::handshake_type t) : type_(t) {}
-  Step start(Stream& s);
-  Step resume(Stream& s, boost::system::error_code ec, std::size_t n);
+template <class Self>
+bool cancelled(Self& self) {
+  return self.cancelled() != boost::asio::cancellation_type::none;
+}
 
- private:
-  Step advance(Stream& s);
-  Step after_flush(Stream& s);
-  Step finish(Stream& s);
-  boost::asio::ssl::stream_base::handshake_type type_;
-  enum class Phase { flushing, flushing_error, reading } phase_ = Phase::reading;
-  bool done_ = false;
-  std::size_t read_bytes_ = 0;
-};
-
-// Output of the userspace Session goes out through one writer at a time (see State::tx_*).
-class TxFlush {
- public:
-  // The caller's Session output is queued; returns the step to take, or complete({}) when sent.
-  // `may_leave` (reads): if another operation is writing, it sends our bytes too.
-  Step begin(Stream& s, bool may_leave);
-  Step resume(Stream& s, boost::system::error_code ec);
-  bool active() const { return active_; }
-
- private:
-  Step write_next(Stream& s);
-  bool active_ = false;   // between begin() and the final step
-  bool writer_ = false;   // we own the socket's write side
-  bool waiting_ = false;  // for another writer to finish
-};
-
-class ReadOp {
- public:
-  static constexpr bool kHasSize = true;
-  explicit ReadOp(boost::asio::mutable_buffer b) : buf_(b) {}
-  Step start(Stream& s);
-  Step resume(Stream& s, boost::system::error_code ec, std::size_t n);
-
- private:
-  Step kernel_result(Stream& s, long result);
-  Step user_read(Stream& s);
-  Step user_deliver(Stream& s);
-  boost::asio::mutable_buffer buf_;
-  enum class Phase { socket_read, wait_readable, flushing } phase_ = Phase::socket_read;
-  TxFlush flush_;
-  std::optional<Result<ReadResult>> saved_;
-};
-
-class WriteOp {
- public:
-  static constexpr bool kHasSize = true;
-  explicit WriteOp(boost::asio::const_buffer b) : buf_(b) {}
-  Step start(Stream& s);
-  Step resume(Stream& s, boost::system::error_code ec, std::size_t n);
-
- private:
-  boost::asio::const_buffer buf_;
-  std::size_t chunk_ = 0;
-  TxFlush flush_;
-};
-
-class ShutdownOp {
- public:
-  static constexpr bool kHasSize = false;
-  Step start(Stream& s);
-  Step resume(Stream& s, boost::system::error_code ec, std::size_t n);
-
- private:
-  Step kernel_send(Stream& s);
-  Step finish(Stream& s);
-  TxFlush flush_;
-};
-
-template <class Op>
-struct Driver {
-  Driver(Stream& s, Op o) : stream(s), op(std::move(o)) {}
+// async_compose's implementation: starts, resumes and completes one Op.
+template <bool kHasSize>
+struct Composed {
   Stream& stream;
   Op op;
-  bool started = false;
-  std::optional<Step> immediate;  // completed inside the initiating call: delivered via post
 
   template <class Self>
   void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0);
@@ -218,7 +161,7 @@ class Stream : public boost::asio::ssl::stream_base {
   // for a client, accepted for a server, or to be connected through next_layer()).
   template <class Arg>
   Stream(Arg&& arg, TlsContext ctx, StreamOptions options = {})
-      : socket_(std::forward<Arg>(arg)), tx_idle_(socket_.get_executor()) {
+      : socket_(std::forward<Arg>(arg)), write_lane_free_(socket_.get_executor()) {
     init(std::move(ctx), std::move(options));
   }
   Stream(Stream&&) noexcept;
@@ -236,8 +179,11 @@ class Stream : public boost::asio::ssl::stream_base {
   template <class Token = boost::asio::default_completion_token_t<executor_type>>
   auto async_handshake(handshake_type type,
                        Token&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    detail::Op op;
+    op.kind = detail::Op::Kind::handshake;
+    op.type = type;
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-        detail::Driver<detail::HandshakeOp>{*this, detail::HandshakeOp(type)}, token, socket_);
+        detail::Composed<false>{*this, op}, token, socket_);
   }
 
   // Reads into the first non-empty buffer of the sequence (as ssl::stream does).
@@ -245,26 +191,32 @@ class Stream : public boost::asio::ssl::stream_base {
             class Token = boost::asio::default_completion_token_t<executor_type>>
   auto async_read_some(const MutableBufferSequence& buffers,
                        Token&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    detail::Op op;
+    op.kind = detail::Op::Kind::read;
+    op.in = detail::first_mutable(buffers);
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        detail::Driver<detail::ReadOp>{*this, detail::ReadOp(detail::first_mutable(buffers))},
-        token, socket_);
+        detail::Composed<true>{*this, op}, token, socket_);
   }
 
   template <class ConstBufferSequence,
             class Token = boost::asio::default_completion_token_t<executor_type>>
   auto async_write_some(const ConstBufferSequence& buffers,
                         Token&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    detail::Op op;
+    op.kind = detail::Op::Kind::write;
+    op.out = detail::first_const(buffers);
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        detail::Driver<detail::WriteOp>{*this, detail::WriteOp(detail::first_const(buffers))},
-        token, socket_);
+        detail::Composed<true>{*this, op}, token, socket_);
   }
 
   // close_notify, then shutdown(SHUT_WR); reads stay possible. Does not wait for the peer's
   // close_notify. Idempotent.
   template <class Token = boost::asio::default_completion_token_t<executor_type>>
   auto async_shutdown(Token&& token = boost::asio::default_completion_token_t<executor_type>()) {
+    detail::Op op;
+    op.kind = detail::Op::Kind::shutdown;
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(
-        detail::Driver<detail::ShutdownOp>{*this, detail::ShutdownOp()}, token, socket_);
+        detail::Composed<false>{*this, op}, token, socket_);
   }
 
   // After a successful handshake.
@@ -281,61 +233,58 @@ class Stream : public boost::asio::ssl::stream_base {
  private:
   void init(TlsContext ctx, StreamOptions options);
 
-  template <class Op>
-  friend struct detail::Driver;
-  friend class detail::HandshakeOp;
-  friend class detail::TxFlush;
-  friend class detail::ReadOp;
-  friend class detail::WriteOp;
-  friend class detail::ShutdownOp;
+  template <bool>
+  friend struct detail::Composed;
+  friend struct detail::Op;
 
   next_layer_type socket_;
-  boost::asio::steady_timer tx_idle_;  // never expires; cancelled when the writer is done
+  // Never expires: a write-side operation parked behind the write side's own flush waits on
+  // it, and is woken by cancel() when the write side is free.
+  boost::asio::steady_timer write_lane_free_;
   std::unique_ptr<detail::State, detail::StateDeleter> state_;
 };
 
-template <class Op>
+template <bool kHasSize>
 template <class Self>
-void detail::Driver<Op>::operator()(Self& self, boost::system::error_code ec, std::size_t n) {
-  Step st;
-  if (immediate) {
-    st = *immediate;
-  } else if (!started) {
-    started = true;
-    st = op.start(stream);
-    if (st.kind == Step::Kind::complete) {
+void detail::Composed<kHasSize>::operator()(Self& self, boost::system::error_code ec,
+                                            std::size_t n) {
+  Action a;
+  if (op.immediate) {
+    a = *op.immediate;
+  } else if (!op.started) {
+    op.started = true;
+    a = op.start(stream);
+    if (a.kind == Action::Kind::complete) {
       // Never call the handler from inside the initiating function.
-      immediate = st;
+      op.immediate = a;
       boost::asio::post(std::move(self));
       return;
     }
   } else {
-    st = op.resume(stream, ec, n);
+    a = op.resume(stream, ec, n, cancelled(self));
   }
-  switch (st.kind) {
-    case Step::Kind::complete:
-      if constexpr (Op::kHasSize)
-        self.complete(st.ec, st.bytes);
+  op.last = a.kind;
+  switch (a.kind) {
+    case Action::Kind::complete:
+      if constexpr (kHasSize)
+        self.complete(a.ec, a.bytes);
       else
-        self.complete(st.ec);
+        self.complete(a.ec);
       return;
-    case Step::Kind::read_some:
-      stream.socket_.async_read_some(st.in, std::move(self));
+    case Action::Kind::read_some:
+      stream.socket_.async_read_some(a.in, std::move(self));
       return;
-    case Step::Kind::write_some:
-      stream.socket_.async_write_some(st.out, std::move(self));
+    case Action::Kind::write_some:
+      stream.socket_.async_write_some(a.out, std::move(self));
       return;
-    case Step::Kind::write_all:
-      boost::asio::async_write(stream.socket_, st.out, std::move(self));
-      return;
-    case Step::Kind::wait_readable:
+    case Action::Kind::wait_read:
       stream.socket_.async_wait(boost::asio::socket_base::wait_read, std::move(self));
       return;
-    case Step::Kind::wait_writable:
+    case Action::Kind::wait_write:
       stream.socket_.async_wait(boost::asio::socket_base::wait_write, std::move(self));
       return;
-    case Step::Kind::wait_tx_idle:
-      stream.tx_idle_.async_wait(std::move(self));
+    case Action::Kind::wait_write_lane:
+      stream.write_lane_free_.async_wait(std::move(self));
       return;
   }
 }

@@ -1,18 +1,21 @@
-// A TLS connection driven by an Engine (io_uring, or poll as the fallback): the handshake's
-// exact-length reads and its writes are engine operations, then the data path is the
-// kernel's (SEND/RECV straight from and into the caller's buffers) or userspace OpenSSL's over
-// the same engine. Many connections share one engine and one thread.
+// A TLS connection driven by an Engine (io_uring, or poll as the fallback): the connection
+// core's steps become engine operations — the handshake's exact-length reads, SEND/RECV
+// straight from and into the caller's buffers on the kernel path, RECVMSG/SENDMSG for control
+// records, SPLICE for files — each bounded by a deadline. Many connections share one engine
+// and one thread; nothing here ever blocks that thread.
 //
 // Callbacks run from Engine::run_once(), or inline when the answer is already known (an error,
-// buffered data). At most one read and one write (write or send_file) are in flight at a
-// time; a second one is refused with an error, never interleaved. The connection stays alive
-// while operations are in flight (callbacks hold it).
+// buffered data). At most one read and one write-side operation (write, send_file, close) are
+// in flight at a time; a second one is refused with an error, never interleaved. What a read
+// leaves for the write side (a fatal alert, a KeyUpdate) goes out on its own when no write is
+// in flight. The connection stays alive while operations are in flight (callbacks hold it).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -21,7 +24,7 @@
 #include "handshake/policy.h"
 #include "handshake/session.h"
 #include "ktls/conn/backend.h"
-#include "ktls/conn/connection.h"
+#include "ktls/conn/core.h"
 #include "ktls/io/engine.h"
 
 namespace wasi_ktls {
@@ -42,7 +45,7 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
                      const ConnectionOptions& options, Established done);
 
   // Up to buf.size() bytes of plaintext; 0 after the peer's close_notify. Truncation, alerts
-  // and timeouts (options.io_timeout) are errors.
+  // and timeouts (options.io_timeout for each wait) are errors.
   void read(std::span<std::uint8_t> buf, IoDone done);
   // All of `data`; completes with data.size().
   void write(std::span<const std::uint8_t> data, IoDone done);
@@ -51,49 +54,38 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   void send_file(int file, std::uint64_t offset, std::uint64_t len, IoDone done);
   // close_notify, then shutdown(SHUT_WR). Reads stay possible.
   void close(Done done);
-  // Cancels what is in flight (those callbacks get errors) and closes the socket once they
-  // have completed.
+  // Cancels what is in flight (those callbacks get errors) and fails what starts later.
   void abort();
 
-  Transport transport() const { return transport_; }
-  const std::string& transport_reason() const { return reason_; }
-  const HandshakeInfo& info() const { return info_; }
-  std::uint64_t bytes_read() const { return bytes_read_; }
-  std::uint64_t bytes_written() const { return bytes_written_; }
+  Transport transport() const { return core_.transport(); }
+  const std::string& transport_reason() const { return core_.transport_reason(); }
+  const HandshakeInfo& info() const { return core_.info(); }
+  std::uint64_t bytes_read() const { return core_.bytes_read(); }
+  std::uint64_t bytes_written() const { return core_.bytes_written(); }
   int fd() const { return fd_.get(); }
 
-  class DataPath;  // the transport after the hand-over (kernel or userspace)
-  AsyncConnection(Engine& engine, UniqueFd fd, ConnectionOptions options);
+  AsyncConnection(Engine& engine, UniqueFd fd, ConnectionCore core,
+                  const ConnectionOptions& options);
   ~AsyncConnection();
 
  private:
-  static void start(Ptr self, Result<Session> session, Established done);
-  void handshake_step();
-  void handshake_flush(std::function<void()> then);
-  void handshake_failed(Error e);
-  Clock::time_point io_deadline() const;
+  using Lane = ConnectionCore::Lane;
+  static void start(Engine& engine, UniqueFd fd, Result<ConnectionCore> core,
+                    const ConnectionOptions& options, Established done);
+  void begin(Lane lane, const std::function<Status()>& start, IoDone done);
+  void drive(Lane lane);
+  void flush_owed();
 
   Engine& engine_;
   UniqueFd fd_;
   ConnectionOptions options_;
-  std::optional<Session> session_;  // until the hand-over (kept by the userspace path)
-  Established established_;
-  Clock::time_point handshake_deadline_;
-  std::vector<std::uint8_t> hs_in_, hs_out_;
-  bool hs_done_ = false;
-
-  std::unique_ptr<DataPath> data_;
-  Transport transport_ = Transport::userspace;
-  std::string reason_;
-  HandshakeInfo info_;
-  std::uint64_t bytes_read_ = 0;
-  std::uint64_t bytes_written_ = 0;
-  bool reading_ = false;
-  bool writing_ = false;
+  ConnectionCore core_;
+  IoDone done_[2];
+  Clock::time_point handshake_deadline_ = kNoDeadline;
+  bool handshaking_ = false;
+  bool flushing_ = false;  // the write lane runs our own flush, not the caller's operation
+  std::function<void()> after_flush_;  // the caller's write-side operation, waiting for it
   bool aborted_ = false;
-
-  friend class KernelDataPath;
-  friend class UserspaceDataPath;
 };
 
 }  // namespace wasi_ktls

@@ -1,9 +1,12 @@
-// One TLS connection over a TCP socket: the handshake in OpenSSL, then the data path in the
-// kernel (kTLS) or in userspace OpenSSL, behind one interface. Which one, and why, is always
-// reported. Blocking I/O; every call is bounded by the options' timeouts.
+// One TLS connection over a TCP socket with blocking calls: the connection core (core.h)
+// driven by non-blocking socket calls and poll(2), so every wait has the options' bound. The
+// handshake in OpenSSL, then the data path in the kernel (kTLS) or in userspace OpenSSL; which
+// one, and why, is always reported.
+//
+// Threads: one reader thread and one writer thread (write, close) may use a Connection at the
+// same time, the usual pattern for a blocking socket; more readers (or writers) take turns.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -15,18 +18,11 @@
 #include "base/unique_fd.h"
 #include "handshake/policy.h"
 #include "handshake/session.h"
+#include "handshake/traffic_keys.h"
 #include "ktls/conn/backend.h"
+#include "ktls/conn/core.h"
 
 namespace wasi_ktls {
-
-struct ConnectionOptions {
-  Backend backend = Backend::auto_;
-  std::chrono::milliseconds handshake_timeout{10'000};
-  std::chrono::milliseconds io_timeout{30'000};  // any one read or write
-  // Records per TX key before the connection closes itself (kernel transport without
-  // rekey); 0: the AEAD limit of the negotiated cipher.
-  std::uint64_t tx_record_limit = 0;
-};
 
 class Connection {
  public:
@@ -37,6 +33,10 @@ class Connection {
                                     const ConnectionOptions& options = {});
   static Result<Connection> accept(UniqueFd tcp, const TlsContext& ctx,
                                    const ConnectionOptions& options = {});
+  // A TCP connection whose peer agreed `keys` by other means: installs them in the kernel
+  // (ConnectionCore::with_keys); an error if the kernel refuses them.
+  static Result<Connection> with_keys(UniqueFd tcp, const TrafficKeys& keys, Role role,
+                                      const ConnectionOptions& options = {});
 
   Connection(Connection&&) noexcept;
   Connection& operator=(Connection&&) noexcept;

@@ -1,28 +1,19 @@
-// The moment after a handshake: does the kernel take this connection, and if so, its keys go
-// in. Every connection type (blocking, io_uring, Boost.Asio) calls this one function, so they
-// decide alike and say why alike.
+// The moment after a handshake: can the kernel carry this connection? One pure decision that
+// every connection takes alike (the core calls it), so they all say why alike.
 #pragma once
 
 #include <optional>
 #include <string>
 
-#include "base/result.h"
 #include "handshake/session.h"
-#include "handshake/traffic_keys.h"
-#include "ktls/conn/backend.h"
+#include "ktls/probe/probe.h"
 
 namespace wasi_ktls {
 
-struct Handover {
-  Transport transport = Transport::userspace;
-  std::string reason;               // why userspace (auto fallback or request); empty for kernel
-  std::optional<TrafficKeys> keys;  // installed on the socket (kernel only); secrets kept for rekey
-};
-
-// Precondition: the handshake is done and every byte it produced is on the wire. Returns the
-// kernel transport with its installed keys, or userspace with the reason; an error when
-// `requested` is ktls and the kernel cannot take the connection, or when the install failed
-// after the first key (the connection must then be closed).
-Result<Handover> hand_over(int fd, Session& session, Backend requested);
+// Why the kernel cannot take a connection that negotiated `info` (nullopt: it can).
+// `unconsumed_input`: bytes past the handshake were read into userspace (they can't be given
+// back to the kernel, whose record numbers would then be off).
+std::optional<std::string> kernel_refusal(const HandshakeInfo& info, bool unconsumed_input,
+                                          const Probe& probe);
 
 }  // namespace wasi_ktls

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -19,57 +18,12 @@
 #include "base/unique_fd.h"
 #include "base/errno_name.h"
 #include "ktls/io/loopback_pair.h"
-
-// glibc has had these since 2.2x; the fallbacks keep older headers building.
-#ifndef SOL_TLS
-#define SOL_TLS 282  // include/linux/socket.h
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31  // include/uapi/linux/tcp.h
-#endif
+#include "ktls/record/crypto_info.h"
+#include "ktls/record/install.h"
+#include "ktls/record/tls_uapi.h"
 
 namespace wasi_ktls {
 namespace {
-
-// A crypto_info with all-zero key material: the kernel validates version, cipher and length
-// and allocates the AEAD, but never needs a real key for that.
-class DummyCryptoInfo {
- public:
-  DummyCryptoInfo(TlsVersion v, Cipher c) {
-    std::memset(&u_, 0, sizeof u_);
-    switch (c) {
-      case Cipher::aes_128_gcm:
-        u_.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-        size_ = sizeof u_.aes128;
-        break;
-      case Cipher::aes_256_gcm:
-        u_.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-        size_ = sizeof u_.aes256;
-        break;
-      case Cipher::chacha20_poly1305:
-        u_.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-        size_ = sizeof u_.chacha;
-        break;
-    }
-    u_.info.version = static_cast<std::uint16_t>(v);
-  }
-  // Zeros are no secret, but every crypto_info is wiped: one rule, no exceptions to audit.
-  ~DummyCryptoInfo() { OPENSSL_cleanse(&u_, sizeof u_); }
-  DummyCryptoInfo(const DummyCryptoInfo&) = delete;
-  DummyCryptoInfo& operator=(const DummyCryptoInfo&) = delete;
-
-  const void* data() const { return &u_; }
-  socklen_t size() const { return size_; }
-
- private:
-  union {
-    tls_crypto_info info;
-    tls12_crypto_info_aes_gcm_128 aes128;
-    tls12_crypto_info_aes_gcm_256 aes256;
-    tls12_crypto_info_chacha20_poly1305 chacha;
-  } u_;
-  socklen_t size_ = 0;
-};
 
 Verdict accepted(std::string note = "accepted") { return Verdict{true, std::move(note), 0}; }
 
@@ -99,54 +53,30 @@ bool has_net_admin() {
 }
 
 Verdict explain_ulp(int err) {
-  switch (err) {
-    case ENOENT:
-      // With CAP_NET_ADMIN the kernel tried to load tcp-ulp-tls itself, so the module is
-      // missing; without it, loading it (modprobe tls) may be all that is needed.
-      return refused(err, std::string("kernel has no TLS ULP: CONFIG_TLS off or module not loaded") +
-                              (has_net_admin() ? "; autoloading tls.ko failed"
-                                               : "; this process lacks CAP_NET_ADMIN to "
-                                                 "autoload tls.ko"));
-    case ENOPROTOOPT:
-      return refused(err, "kernel has no TCP_ULP socket option (Linux < 4.13)");
-    case EEXIST:
-      return refused(err, "a ULP is already attached to this socket");
-    case ENOTCONN:
-      return refused(err, "the socket is not an established TCP connection");
-    default:
-      return refused(err, std::strerror(err));
+  if (err == ENOENT) {
+    // With CAP_NET_ADMIN the kernel tried to load tcp-ulp-tls itself, so the module is
+    // missing; without it, loading it (modprobe tls) may be all that is needed.
+    return refused(err, std::string("kernel has no TLS ULP: CONFIG_TLS off or module not loaded") +
+                            (has_net_admin() ? "; autoloading tls.ko failed"
+                                             : "; this process lacks CAP_NET_ADMIN to "
+                                               "autoload tls.ko"));
   }
-}
-
-Verdict explain_install(int err) {
-  switch (err) {
-    case EINVAL:
-      return refused(err, "kernel rejects this version/cipher");
-    case ENOENT:
-      return refused(err, "kernel crypto for this cipher unavailable (module not loadable)");
-    case ENOPROTOOPT:
-      return refused(err, "SOL_TLS not understood: the TLS ULP is not attached");
-    case EBUSY:
-      return refused(err, "this direction already has keys");
-    case ENOMEM:
-      return refused(err, "kernel could not allocate the cipher state");
-    default:
-      return refused(err, std::strerror(err));
-  }
+  return refused(err, install_errno_meaning(InstallStep::ulp, err));
 }
 
 // Attaches the TLS ULP to `fd`; ok or why not.
 Verdict attach_ulp(int fd) {
-  static constexpr char kTls[] = "tls";
-  if (::setsockopt(fd, SOL_TCP, TCP_ULP, kTls, sizeof kTls) == 0) return accepted();
-  return explain_ulp(errno);
+  const long r = attach_tls_ulp(fd);
+  return r == 0 ? accepted() : explain_ulp(static_cast<int>(-r));
 }
 
 Verdict install(int fd, TlsVersion v, Cipher c, Direction d) {
-  DummyCryptoInfo info(v, c);
-  int opt = d == Direction::tx ? TLS_TX : TLS_RX;
-  if (::setsockopt(fd, SOL_TLS, opt, info.data(), info.size()) == 0) return accepted();
-  return explain_install(errno);
+  const long r = set_kernel_key(fd, d, KernelCryptoInfo::zeroed(v, c));
+  if (r == 0) return accepted();
+  const int err = static_cast<int>(-r);
+  return refused(err, install_errno_meaning(d == Direction::tx ? InstallStep::tls_tx
+                                                               : InstallStep::tls_rx,
+                                            err));
 }
 
 // A fresh established socket with the ULP attached and `v`/`c` keys in each of `dirs`.

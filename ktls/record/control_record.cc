@@ -6,53 +6,6 @@
 
 namespace wasi_ktls {
 
-std::string_view alert_name(std::uint8_t d) {
-  switch (d) {
-    case 0: return "close_notify";
-    case 10: return "unexpected_message";
-    case 20: return "bad_record_mac";
-    case 21: return "decryption_failed";  // TLS 1.0 only; reserved since
-    case 22: return "record_overflow";
-    case 30: return "decompression_failure";  // reserved in TLS 1.3
-    case 40: return "handshake_failure";
-    case 41: return "no_certificate";  // SSL 3.0; reserved since
-    case 42: return "bad_certificate";
-    case 43: return "unsupported_certificate";
-    case 44: return "certificate_revoked";
-    case 45: return "certificate_expired";
-    case 46: return "certificate_unknown";
-    case 47: return "illegal_parameter";
-    case 48: return "unknown_ca";
-    case 49: return "access_denied";
-    case 50: return "decode_error";
-    case 51: return "decrypt_error";
-    case 60: return "export_restriction";  // reserved
-    case 70: return "protocol_version";
-    case 71: return "insufficient_security";
-    case 80: return "internal_error";
-    case 86: return "inappropriate_fallback";  // RFC 7507
-    case 90: return "user_canceled";
-    case 100: return "no_renegotiation";  // TLS 1.2; reserved in 1.3
-    case 109: return "missing_extension";
-    case 110: return "unsupported_extension";
-    case 111: return "certificate_unobtainable";  // RFC 6066; reserved in 1.3
-    case 112: return "unrecognized_name";
-    case 113: return "bad_certificate_status_response";
-    case 114: return "bad_certificate_hash_value";  // RFC 6066; reserved in 1.3
-    case 115: return "unknown_psk_identity";
-    case 116: return "certificate_required";
-    case 120: return "no_application_protocol";  // RFC 7301
-    case 121: return "ech_required";
-  }
-  return {};
-}
-
-std::string describe_alert(std::uint8_t d) {
-  const std::string_view name = alert_name(d);
-  if (name.empty()) return fmt::format("unknown alert ({})", d);
-  return fmt::format("{} ({})", name, d);
-}
-
 std::optional<RecordLayerFailure> record_layer_failure(int err) {
   switch (err) {
     case EBADMSG:
@@ -61,19 +14,19 @@ std::optional<RecordLayerFailure> record_layer_failure(int err) {
           Error{"bad_record_mac (20): the kernel could not authenticate a received record "
                 "(EBADMSG: wrong key, wrong sequence number, or tampering); the connection "
                 "is dead",
-                err}};
+                err, ErrorKind::protocol}};
     case EMSGSIZE:
       return RecordLayerFailure{
           alert_desc::record_overflow,
           Error{"record_overflow (22): the peer sent a record longer than TLS allows "
                 "(EMSGSIZE); the connection is dead",
-                err}};
+                err, ErrorKind::protocol}};
     case EINVAL:
       return RecordLayerFailure{
           alert_desc::protocol_version,
           Error{"protocol_version (70): the peer sent a record with a bad header version "
                 "(EINVAL); the connection is dead",
-                err}};
+                err, ErrorKind::protocol}};
   }
   return std::nullopt;
 }
@@ -98,20 +51,21 @@ std::string_view level_word(std::uint8_t level) {
 
 }  // namespace
 
-ControlVerdict ControlRecordParser::ignored() {
-  if (++ignored_in_a_row_ > kMaxIgnoredInARow) {
-    return fatal(alert_desc::unexpected_message,
-                 make_error("peer sent more than {} ignorable control records in a row "
-                            "(tickets, HelloRequest, user_canceled) without data",
-                            kMaxIgnoredInARow));
-  }
-  return {};
+std::optional<ControlVerdict> ControlRecordParser::count_control() {
+  if (++control_in_a_row_ <= kMaxControlInARow) return std::nullopt;
+  handshake_buf_.clear();
+  return fatal(alert_desc::unexpected_message,
+               make_error(ErrorKind::protocol,
+                          "peer sent more than {} control records in a row (tickets, "
+                          "HelloRequest, user_canceled, KeyUpdate) without data",
+                          kMaxControlInARow));
 }
 
 Status ControlRecordParser::on_application_data() {
-  ignored_in_a_row_ = 0;
+  control_in_a_row_ = 0;
   if (!handshake_buf_.empty()) {
     return make_error(
+        ErrorKind::protocol,
         "peer sent application data inside a fragmented handshake message "
         "({} bytes buffered): unexpected_message",
         handshake_buf_.size());
@@ -124,7 +78,7 @@ ControlVerdict ControlRecordParser::on_record(std::uint8_t type,
   // Handshake messages must not be interleaved with other record types (RFC 8446 §5.1).
   if (type != content_type::handshake && !handshake_buf_.empty()) {
     return fatal(alert_desc::unexpected_message,
-                 make_error("peer sent a record of type {} inside a fragmented handshake "
+                 make_error(ErrorKind::protocol, "peer sent a record of type {} inside a fragmented handshake "
                             "message: unexpected_message",
                             type));
   }
@@ -135,7 +89,7 @@ ControlVerdict ControlRecordParser::on_record(std::uint8_t type,
       return on_handshake(payload);
     case content_type::change_cipher_spec:
       return fatal(alert_desc::unexpected_message,
-                   make_error("peer sent a change_cipher_spec record after the handshake: "
+                   make_error(ErrorKind::protocol, "peer sent a change_cipher_spec record after the handshake: "
                               "unexpected_message"));
     case content_type::application_data:
       // The transport reads data itself; a data record here means its dispatch is wrong.
@@ -143,7 +97,7 @@ ControlVerdict ControlRecordParser::on_record(std::uint8_t type,
                    make_error("application data passed to the control-record parser"));
   }
   return fatal(alert_desc::unexpected_message,
-               make_error("peer sent a record of unknown content type {}: unexpected_message",
+               make_error(ErrorKind::protocol, "peer sent a record of unknown content type {}: unexpected_message",
                           type));
 }
 
@@ -152,7 +106,7 @@ ControlVerdict ControlRecordParser::on_alert(std::span<const std::uint8_t> p) {
   // sends one per record).
   if (p.size() != 2) {
     return fatal(alert_desc::decode_error,
-                 make_error("peer sent an alert record of {} bytes (expected 2): decode_error",
+                 make_error(ErrorKind::protocol, "peer sent an alert record of {} bytes (expected 2): decode_error",
                             p.size()));
   }
   const std::uint8_t level = p[0];
@@ -166,12 +120,13 @@ ControlVerdict ControlRecordParser::on_alert(std::span<const std::uint8_t> p) {
   // TLS 1.2 only at warning level. The peer is expected to follow it with close_notify.
   if (desc == alert_desc::user_canceled &&
       (version_ == TlsVersion::tls13 || level == alert_level::warning)) {
-    return ignored();
+    if (auto flood = count_control()) return *flood;
+    return {};
   }
   // TLS 1.3: every other alert is fatal regardless of level. TLS 1.2: other warning alerts
   // (no_certificate, no_renegotiation, ...) can only concern a handshake or renegotiation we
   // don't run after the hand-over, so they end the connection too.
-  return fatal(std::nullopt, make_error("peer sent {} alert: {}", level_word(level),
+  return fatal(std::nullopt, make_error(ErrorKind::peer_alert, "peer sent {} alert: {}", level_word(level),
                                         describe_alert(desc)));
 }
 
@@ -179,7 +134,7 @@ ControlVerdict ControlRecordParser::on_handshake(std::span<const std::uint8_t> p
   if (p.empty()) {
     // RFC 8446 §5.1: zero-length handshake fragments are forbidden.
     return fatal(alert_desc::unexpected_message,
-                 make_error("peer sent an empty handshake record: unexpected_message"));
+                 make_error(ErrorKind::protocol, "peer sent an empty handshake record: unexpected_message"));
   }
   handshake_buf_.insert(handshake_buf_.end(), p.begin(), p.end());
 
@@ -193,7 +148,7 @@ ControlVerdict ControlRecordParser::on_handshake(std::span<const std::uint8_t> p
     if (len > kMaxHandshakeMessage) {
       handshake_buf_.clear();
       return fatal(alert_desc::decode_error,
-                   make_error("peer sent a post-handshake message of type {} with length {} "
+                   make_error(ErrorKind::protocol, "peer sent a post-handshake message of type {} with length {} "
                               "(limit {}): decode_error",
                               msg_type, len, kMaxHandshakeMessage));
     }
@@ -203,16 +158,18 @@ ControlVerdict ControlRecordParser::on_handshake(std::span<const std::uint8_t> p
 
     switch (msg_type) {
       case handshake_type::new_session_ticket:
-        // Only TLS 1.3 sends tickets after the handshake (TLS 1.2's ticket is part of it).
-        if (version_ != TlsVersion::tls13) break;
+        // Only a TLS 1.3 server sends tickets after the handshake (TLS 1.2's ticket is part
+        // of it).
+        if (version_ != TlsVersion::tls13 || role_ != Role::client) break;
         // Consumed and dropped: the kTLS path does no resumption, so the client session
         // cache is not fed from here.
         consumed_any = true;
         continue;
       case handshake_type::hello_request:
         // TLS 1.2 renegotiation request: RFC 5246 §7.4.1.1 lets the client ignore it, and we
-        // never renegotiate with keys in the kernel. TLS 1.3 has no such message.
-        if (version_ != TlsVersion::tls12 || len != 0) break;
+        // never renegotiate with keys in the kernel. TLS 1.3 has no such message, and only a
+        // server sends it.
+        if (version_ != TlsVersion::tls12 || role_ != Role::client || len != 0) break;
         consumed_any = true;
         continue;
       case handshake_type::key_update: {
@@ -220,18 +177,18 @@ ControlVerdict ControlRecordParser::on_handshake(std::span<const std::uint8_t> p
         if (len != 1 || body[0] > 1) {
           handshake_buf_.clear();
           return fatal(alert_desc::decode_error,
-                       make_error("peer sent a malformed KeyUpdate: decode_error"));
+                       make_error(ErrorKind::protocol, "peer sent a malformed KeyUpdate: decode_error"));
         }
         // The new key applies from the next record, so nothing may follow KeyUpdate in its
         // record (RFC 8446 §5.1: handshake messages must not span key changes).
         if (pos != handshake_buf_.size()) {
           handshake_buf_.clear();
           return fatal(alert_desc::unexpected_message,
-                       make_error("peer sent KeyUpdate not at the end of its record: "
+                       make_error(ErrorKind::protocol, "peer sent KeyUpdate not at the end of its record: "
                                   "unexpected_message"));
         }
         handshake_buf_.clear();
-        ignored_in_a_row_ = 0;
+        if (auto flood = count_control()) return *flood;
         verdict.kind = ControlVerdict::Kind::key_update;
         verdict.update_requested = body[0] == 1;
         return verdict;
@@ -241,12 +198,16 @@ ControlVerdict ControlRecordParser::on_handshake(std::span<const std::uint8_t> p
     }
     handshake_buf_.clear();
     return fatal(alert_desc::unexpected_message,
-                 make_error("peer sent handshake message type {} after the handshake "
-                            "(TLS {}): unexpected_message",
-                            msg_type, to_string(version_)));
+                 make_error(ErrorKind::protocol,
+                            "peer sent handshake message type {} after the handshake "
+                            "(TLS {}, we are the {}): unexpected_message",
+                            msg_type, to_string(version_),
+                            role_ == Role::client ? "client" : "server"));
   }
   handshake_buf_.erase(handshake_buf_.begin(), handshake_buf_.begin() + pos);
-  if (consumed_any || !handshake_buf_.empty()) return ignored();
+  if (consumed_any || !handshake_buf_.empty()) {
+    if (auto flood = count_control()) return *flood;
+  }
   return verdict;
 }
 

@@ -43,6 +43,10 @@ void fill_gcm(S& s, std::uint16_t version, std::uint16_t cipher_type, TlsVersion
 
 }  // namespace
 
+std::size_t iv_length(TlsVersion v, Cipher c) {
+  return v == TlsVersion::tls12 && c != Cipher::chacha20_poly1305 ? 4 : 12;
+}
+
 std::uint16_t kernel_cipher_type(Cipher c) {
   switch (c) {
     case Cipher::aes_128_gcm:
@@ -78,8 +82,7 @@ Result<KernelCryptoInfo> KernelCryptoInfo::build(TlsVersion version, Cipher ciph
     return make_error("crypto_info: {} needs a {}-byte key, got {}", to_string(cipher),
                       want_key, keys.key_len);
   }
-  const bool implicit_iv = version == TlsVersion::tls12 && cipher != Cipher::chacha20_poly1305;
-  const std::size_t want_iv = implicit_iv ? 4 : 12;
+  const std::size_t want_iv = iv_length(version, cipher);
   if (keys.iv_len != want_iv) {
     return make_error("crypto_info: TLS {} {} needs a {}-byte IV, got {}", to_string(version),
                       to_string(cipher), want_iv, keys.iv_len);
@@ -108,6 +111,14 @@ Result<KernelCryptoInfo> KernelCryptoInfo::build(TlsVersion version, Cipher ciph
   }
   out.size_ = kernel_crypto_info_size(cipher);
   return out;
+}
+
+KernelCryptoInfo KernelCryptoInfo::zeroed(TlsVersion version, Cipher cipher) {
+  DirectionKeys zero;
+  zero.key_len = key_length(cipher);
+  zero.iv_len = iv_length(version, cipher);
+  // Cannot fail: the lengths are the ones build() checks for.
+  return std::move(build(version, cipher, zero).value());
 }
 
 Result<KernelCryptoInfo> KernelCryptoInfo::from_kernel(std::span<const std::uint8_t> bytes) {

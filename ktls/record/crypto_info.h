@@ -3,7 +3,6 @@
 // material, so it is wiped on destruction and on move.
 #pragma once
 
-#include <linux/tls.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include "base/result.h"
 #include "handshake/tls_params.h"
 #include "handshake/traffic_keys.h"
+#include "ktls/record/tls_uapi.h"
 
 namespace wasi_ktls {
 
@@ -27,6 +27,9 @@ class KernelCryptoInfo {
   static Result<KernelCryptoInfo> build(const TrafficKeys& keys, Direction d) {
     return build(keys.version, keys.cipher, d == Direction::tx ? keys.tx : keys.rx);
   }
+  // All-zero key material: the kernel validates version, cipher and length and allocates the
+  // AEAD without needing a real key, which is all the probe asks of it.
+  static KernelCryptoInfo zeroed(TlsVersion version, Cipher cipher);
   // Adopts bytes the kernel returned from getsockopt(TLS_TX|TLS_RX); checks the header and size.
   static Result<KernelCryptoInfo> from_kernel(std::span<const std::uint8_t> bytes);
 
@@ -64,6 +67,9 @@ class KernelCryptoInfo {
   } u_{};
   socklen_t size_ = 0;
 };
+
+// The IV bytes DirectionKeys carries: 4 for TLS 1.2 AES-GCM (the implicit part), else 12.
+std::size_t iv_length(TlsVersion v, Cipher c);
 
 // The kernel's cipher_type for `c` (51, 52, 54) and the struct size it requires.
 std::uint16_t kernel_cipher_type(Cipher c);

@@ -20,7 +20,8 @@ inline constexpr std::size_t kMaxRecordPlaintext = 16384;
 //  - ChaCha20-Poly1305: beyond reach (2^62), i.e. until the 64-bit sequence number is near.
 std::uint64_t default_record_limit(TlsVersion v, Cipher c);
 
-// Records one send of `bytes` creates without MSG_MORE (0 for an empty send).
+// Records one send of `bytes` creates without MSG_MORE (0 for an empty send): an estimate of
+// what the kernel does (see RecordBudget::resync).
 constexpr std::uint64_t records_for_bytes(std::size_t bytes) {
   return (bytes + kMaxRecordPlaintext - 1) / kMaxRecordPlaintext;
 }
@@ -35,6 +36,9 @@ class RecordBudget {
   std::size_t sendable_bytes(std::size_t want) const;
   void add(std::uint64_t records) { used_ += records; }
   void new_key() { used_ = 0; }
+  // The kernel's own count (its rec_seq): counts made per send are estimates, since a send cut
+  // short leaves a record open for the next one and a splice frames records its own way.
+  void resync(std::uint64_t used) { used_ = used; }
 
   std::uint64_t used() const { return used_; }
   std::uint64_t limit() const { return limit_; }

@@ -465,12 +465,12 @@ TEST_CASE("client certificates: required and missing, required and present") {
         auto r = Pair::receive(pair.client.session, pair.s2c);
         REQUIRE_FALSE(r.ok());
         client_side = r.error().message;
-        CHECK_MESSAGE(client_side.find("peer sent alert: certificate required") != std::string::npos,
+        CHECK_MESSAGE(client_side.find("peer sent alert: certificate_required") != std::string::npos,
                       client_side);
       } else {
         REQUIRE(pair.client.error.has_value());
         client_side = pair.client.error->message;
-        CHECK_MESSAGE(client_side.find("peer sent alert: handshake failure") != std::string::npos,
+        CHECK_MESSAGE(client_side.find("peer sent alert: handshake_failure") != std::string::npos,
                       client_side);
       }
     }
@@ -500,7 +500,7 @@ TEST_CASE("client certificates: required and missing, required and present") {
                         "certificate verification failed: self-signed certificate in certificate chain") !=
                         std::string::npos,
                     pair.server.error->message);
-      CHECK_MESSAGE(pair.server.error->message.find("sent alert: unknown CA") != std::string::npos,
+      CHECK_MESSAGE(pair.server.error->message.find("sent alert: unknown_ca") != std::string::npos,
                     pair.server.error->message);
     }
   }
@@ -533,7 +533,7 @@ TEST_CASE("ALPN") {
     Pair pair = make_pair(c2, sp);
     pair.handshake();
     REQUIRE(pair.client.error.has_value());
-    CHECK_MESSAGE(pair.client.error->message.find("peer sent alert: no application protocol") !=
+    CHECK_MESSAGE(pair.client.error->message.find("peer sent alert: no_application_protocol") !=
                       std::string::npos,
                   pair.client.error->message);
   }
