@@ -55,7 +55,6 @@ struct State {
   StreamOptions options;
   Result<Backend> backend = Backend::auto_;
   std::optional<ConnectionCore> core;
-  bool flush_running = false;  // the write side is a read's flush, not the caller's write
   std::string last_error;
   const HandshakeInfo no_info{};
   const std::string no_reason{};
@@ -114,44 +113,33 @@ long result_of(const error_code& ec, std::size_t n) {
   return -EIO;
 }
 
-}  // namespace
+Lane lane_of(const Op& op) { return op.kind == Op::Kind::read ? Lane::read : Lane::write; }
 
-// The lane this operation's steps are on: a read flushing what it left goes on the write side.
-static Lane lane_of(const Op& op) {
-  return op.kind == Op::Kind::read && !op.flushing ? Lane::read : Lane::write;
+// What a read left for the write side (an alert, a KeyUpdate, OpenSSL's answer), as far as
+// the socket takes it now: a read never waits for a peer to make room, and nothing of the
+// stream outlives the caller's operations. The rest goes ahead of the next write or shutdown.
+void flush_owed(ConnectionCore& core, int fd) {
+  if (!core.owes_writes() || !core.flush(/*wait=*/false)) return;
+  while (!core.step(Lane::write).done())
+    core.complete(Lane::write, perform_now(fd, core.step(Lane::write)));
+  (void)core.take_result(Lane::write);  // a failure is the next write's to report
 }
 
+}  // namespace
+
 Action Op::run(Stream& s) {
-  Op& op = *this;
   State& st = *s.state_;
   ConnectionCore& core = *st.core;
+  const int fd = s.socket_.native_handle();
+  const Lane lane = lane_of(*this);
   for (;;) {
-    const Lane lane = lane_of(op);
     const Step& step = core.step(lane);
     if (step.done()) {
       Result<std::size_t> r = core.take_result(lane);
-      if (lane == Lane::write) {
-        st.flush_running = false;
-        s.write_lane_free_.cancel();  // wake a write parked behind the flush
-      }
-      if (op.kind == Op::Kind::read) {
-        if (!op.flushing) {
-          op.read_result = std::move(r);
-          if (core.owes_writes() && core.flush()) {
-            // What this read left for the write side (an alert, a KeyUpdate, OpenSSL's
-            // answer) goes out before it completes; no writer may be there to send it.
-            op.flushing = true;
-            st.flush_running = true;
-            continue;
-          }
-        }
-        // A failed flush is reported by the next operation on the write side.
-        const Result<std::size_t>& got = *op.read_result;
-        if (!got) return done(st.fail(got.error()));
-        if (*got == 0) return done(st.fail(boost::asio::error::eof, "peer sent close_notify"));
-        return done({}, *got);
-      }
+      if (kind == Kind::read) flush_owed(core, fd);
       if (!r) return done(st.fail(r.error()));
+      if (kind == Kind::read && *r == 0)
+        return done(st.fail(boost::asio::error::eof, "peer sent close_notify"));
       return done({}, *r);
     }
     if (step.kind == Step::Kind::recv) {
@@ -165,7 +153,7 @@ Action Op::run(Stream& s) {
       return a;
     }
     // Control records and the calls that never wait, without blocking.
-    const long r = perform_now(s.socket_.native_handle(), step);
+    const long r = perform_now(fd, step);
     if (r == -EAGAIN || r == -EWOULDBLOCK)
       return ask(step.poll_events() == POLLIN ? Action::Kind::wait_read : Action::Kind::wait_write);
     core.complete(lane, r);
@@ -203,8 +191,6 @@ Action Op::start(Stream& s) {
   ConnectionCore& core = *st.core;
   if (kind == Kind::read && in.size() == 0) return done({}, 0);
   if (kind == Kind::write && out.size() == 0) return done({}, 0);
-  if (kind != Kind::read && core.busy(Lane::write) && st.flush_running)
-    return ask(Action::Kind::wait_write_lane);  // behind a read's flush, for a moment
   Status started;
   switch (kind) {
     case Kind::read:
@@ -223,17 +209,9 @@ Action Op::start(Stream& s) {
   return run(s);
 }
 
-Action Op::resume(Stream& s, error_code ec, std::size_t n, bool was_cancelled) {
+Action Op::resume(Stream& s, error_code ec, std::size_t n) {
   State& st = *s.state_;
   switch (last) {
-    case Action::Kind::wait_write_lane:
-      // The wait ends by cancel() when the write side is free, or by the caller's
-      // cancellation: only the latter is an answer.
-      if (was_cancelled) {
-        return done(st.fail(boost::asio::error::operation_aborted,
-                            "cancelled while waiting for the write side"));
-      }
-      return start(s);
     case Action::Kind::wait_read:
     case Action::Kind::wait_write:
       if (ec) st.core->complete(lane_of(*this), result_of(ec, 0));
@@ -252,7 +230,6 @@ void Stream::init(TlsContext ctx, StreamOptions options) {
   state_.reset(new detail::State(std::move(ctx), std::move(options)));
   state_->backend = state_->options.backend ? Result<Backend>(*state_->options.backend)
                                             : backend_from_environment();
-  write_lane_free_.expires_at(boost::asio::steady_timer::time_point::max());
 }
 
 Stream::Stream(Stream&&) noexcept = default;

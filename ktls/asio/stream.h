@@ -35,7 +35,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "handshake/policy.h"
@@ -81,7 +80,7 @@ namespace detail {
 // What a composed operation asks Asio to do next; decided in stream.cc (the templates below
 // only carry it out).
 struct Action {
-  enum class Kind { complete, read_some, write_some, wait_read, wait_write, wait_write_lane };
+  enum class Kind { complete, read_some, write_some, wait_read, wait_write };
   Kind kind = Kind::complete;
   boost::system::error_code ec;  // complete
   std::size_t bytes = 0;         // complete
@@ -97,13 +96,11 @@ struct Op {
   boost::asio::mutable_buffer in;
   boost::asio::const_buffer out;
   bool started = false;
-  bool flushing = false;  // a read sending what it left for the write side
-  std::optional<Result<std::size_t>> read_result;  // the read's, while it flushes
   std::optional<Action> immediate;  // completed inside the initiating call: delivered via post
   Action::Kind last = Action::Kind::complete;  // what was asked of Asio
 
   Action start(Stream& s);
-  Action resume(Stream& s, boost::system::error_code ec, std::size_t n, bool cancelled);
+  Action resume(Stream& s, boost::system::error_code ec, std::size_t n);
   // The core's steps that need no waiting, until one needs Asio or the operation is done.
   Action run(Stream& s);
 };
@@ -113,11 +110,6 @@ struct State;
 struct StateDeleter {
   void operator()(State* s) const;
 };
-
-template <class Self>
-bool cancelled(Self& self) {
-  return self.cancelled() != boost::asio::cancellation_type::none;
-}
 
 // async_compose's implementation: starts, resumes and completes one Op.
 template <bool kHasSize>
@@ -160,8 +152,7 @@ class Stream : public boost::asio::ssl::stream_base {
   // `arg` constructs the socket: an io_context, an executor, or a tcp::socket to adopt (connected
   // for a client, accepted for a server, or to be connected through next_layer()).
   template <class Arg>
-  Stream(Arg&& arg, TlsContext ctx, StreamOptions options = {})
-      : socket_(std::forward<Arg>(arg)), write_lane_free_(socket_.get_executor()) {
+  Stream(Arg&& arg, TlsContext ctx, StreamOptions options = {}) : socket_(std::forward<Arg>(arg)) {
     init(std::move(ctx), std::move(options));
   }
   Stream(Stream&&) noexcept;
@@ -238,9 +229,6 @@ class Stream : public boost::asio::ssl::stream_base {
   friend struct detail::Op;
 
   next_layer_type socket_;
-  // Never expires: a write-side operation parked behind the write side's own flush waits on
-  // it, and is woken by cancel() when the write side is free.
-  boost::asio::steady_timer write_lane_free_;
   std::unique_ptr<detail::State, detail::StateDeleter> state_;
 };
 
@@ -261,7 +249,7 @@ void detail::Composed<kHasSize>::operator()(Self& self, boost::system::error_cod
       return;
     }
   } else {
-    a = op.resume(stream, ec, n, cancelled(self));
+    a = op.resume(stream, ec, n);
   }
   op.last = a.kind;
   switch (a.kind) {
@@ -282,9 +270,6 @@ void detail::Composed<kHasSize>::operator()(Self& self, boost::system::error_cod
       return;
     case Action::Kind::wait_write:
       stream.socket_.async_wait(boost::asio::socket_base::wait_write, std::move(self));
-      return;
-    case Action::Kind::wait_write_lane:
-      stream.write_lane_free_.async_wait(std::move(self));
       return;
   }
 }

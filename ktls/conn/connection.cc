@@ -23,8 +23,10 @@ struct Connection::Impl {
   std::mutex write_mutex;  // one write-side operation at a time
 
   // Carries out the steps of the operation started on `lane` until it is done. Each wait is
-  // bounded by `deadline` if given, else by the I/O timeout from its start.
-  Result<std::size_t> run(Lane lane, std::optional<Deadline> deadline = std::nullopt) {
+  // bounded by `deadline` if given, else by the I/O timeout from its start; with `wait`
+  // false a full socket is reported to the core instead (a flush that does not wait).
+  Result<std::size_t> run(Lane lane, std::optional<Deadline> deadline = std::nullopt,
+                          bool wait = true) {
     for (;;) {
       Step step;
       {
@@ -33,7 +35,7 @@ struct Connection::Impl {
         step = core.step(lane);  // its buffers belong to this lane's operation alone
       }
       long r = perform_now(fd.get(), step);
-      if (r == -EAGAIN || r == -EWOULDBLOCK) {
+      if ((r == -EAGAIN || r == -EWOULDBLOCK) && wait) {
         Status ready = wait_ready(fd.get(), step.poll_events(),
                                   deadline ? *deadline : deadline_after(options.io_timeout));
         if (ready) continue;
@@ -61,16 +63,18 @@ struct Connection::Impl {
     return r;
   }
 
-  // What a read left for the write side (an alert, a KeyUpdate, OpenSSL's answer). If a
-  // writer holds the write side, it sends it before its next data, or here once it is done.
+  // What a read left for the write side (an alert, a KeyUpdate, OpenSSL's answer), as far as
+  // the socket takes it now: a read does not wait for a peer to make room. What remains goes
+  // ahead of the next write or close; a writer holding the write side sends it before its
+  // next data, or here once it is done.
   void flush_owed() {
     std::unique_lock w(write_mutex, std::try_to_lock);
     if (!w.owns_lock()) return;
     {
       std::lock_guard l(core_mutex);
-      if (!core.owes_writes() || !core.flush()) return;
+      if (!core.owes_writes() || !core.flush(/*wait=*/false)) return;
     }
-    (void)run(Lane::write);  // best effort: the next operation reports a dead connection
+    (void)run(Lane::write, std::nullopt, /*wait=*/false);  // best effort
   }
 };
 

@@ -369,9 +369,11 @@ Status ConnectionCore::close() {
   return {};
 }
 
-Status ConnectionCore::flush() {
+Status ConnectionCore::flush(bool wait) {
   if (Status st = impl_->begin(Lane::write, LaneOp::Kind::flush); !st) return st;
-  impl_->path->start(impl_->lane(Lane::write));
+  LaneOp& op = impl_->lane(Lane::write);
+  op.wait = wait;
+  impl_->path->start(op);
   return {};
 }
 

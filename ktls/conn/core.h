@@ -77,8 +77,10 @@ class ConnectionCore {
   Status send_file(int file, std::uint64_t offset, std::uint64_t len);
   // close_notify, then shutdown(SHUT_WR); reads stay possible.
   Status close();
-  // What reads left for the write side (see owes_writes()).
-  Status flush();
+  // What reads left for the write side (see owes_writes()). `wait` false: stop where the
+  // socket is full (a step that gives -EAGAIN ends it) and leave the rest to the next
+  // write-side operation, for a driver that must not hold a read back for it.
+  Status flush(bool wait = true);
 
   const Step& step(Lane lane) const;
   void complete(Lane lane, long result);

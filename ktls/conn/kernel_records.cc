@@ -76,7 +76,10 @@ void KernelRecords::complete(LaneOp& op, long r) {
     return;
   }
 
-  if (would_block(r) && tx_step_ != TxStep::seq) return;  // the driver tries the step again
+  if (would_block(r) && tx_step_ != TxStep::seq) {
+    if (op.gives_up_when_full()) op.finish(std::size_t{0});  // nothing went: still owed
+    return;  // the driver waits and tries the step again
+  }
   switch (tx_step_) {
     case TxStep::alert:
       // Best effort: after a record-layer error the kernel may refuse it (sk_err is set).

@@ -25,6 +25,7 @@ struct LaneOp {
   std::span<std::uint8_t> in;         // read
   std::span<const std::uint8_t> out;  // write: the part not yet handed to the socket
   bool all = true;                    // write: all of it, or complete after the first send
+  bool wait = true;                   // flush: wait for the socket, or stop where it is full
   int file = -1;                      // send_file
   std::uint64_t offset = 0;           // send_file: the next byte's place in the file
   std::uint64_t left = 0;             // send_file: bytes still to send
@@ -37,6 +38,8 @@ struct LaneOp {
     step = Step{};
   }
   bool reading() const { return kind == Kind::read; }
+  // A flush that does not wait ends where the socket is full; the rest stays owed.
+  bool gives_up_when_full() const { return kind == Kind::flush && !wait; }
 };
 
 // A connection's data path after the hand-over. start() begins the operation `op` describes

@@ -117,7 +117,10 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
     return op.finish(*rx_dead_);
   }
 
-  if (would_block(r)) return;
+  if (would_block(r)) {
+    if (op.gives_up_when_full()) op.finish(std::size_t{0});  // the rest is sent later
+    return;  // the driver waits and tries the step again
+  }
   switch (tx_step_) {
     case TxStep::send:
       if (r <= 0) return tx_fail(op, step_error(r == 0 ? -EPIPE : r, "writing", io_timeout_));

@@ -47,3 +47,10 @@ TEST_CASE("abort mid-transfer cancels cleanly (kTLS)") {
 TEST_CASE("send_file splices a file into kTLS intact") {
   on_each_engine([](Engine& e) { send_file_intact(e, kKernel, 16u << 20); });
 }
+
+TEST_CASE("a peer that never reads stalls only its own connection (close_notify, fatal alert)") {
+  on_each_engine([](Engine& e) {
+    stalled_peer_leaves_others_running(e, kKernel, Stall::close_notify);
+    stalled_peer_leaves_others_running(e, kKernel, Stall::fatal_alert);
+  });
+}

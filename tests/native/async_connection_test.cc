@@ -30,3 +30,10 @@ TEST_CASE("abort mid-transfer cancels cleanly (userspace)") {
 TEST_CASE("send_file on the userspace transport reads and encrypts the file") {
   on_each_engine([](Engine& e) { send_file_intact(e, kUserspace, 8u << 20); });
 }
+
+TEST_CASE("a peer that never reads stalls only its own connection (userspace)") {
+  on_each_engine([](Engine& e) {
+    stalled_peer_leaves_others_running(e, kUserspace, Stall::close_notify);
+    stalled_peer_leaves_others_running(e, kUserspace, Stall::fatal_alert);
+  });
+}

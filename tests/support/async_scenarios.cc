@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 #include <openssl/rand.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "ktls/io/loopback_pair.h"
 #include "tests/support/engines.h"
 #include "tests/support/fd_count.h"
+#include "tests/support/raw_records.h"
 #include "tests/support/test_pki.h"
 
 namespace wasi_ktls::test {
@@ -229,6 +232,100 @@ void abort_mid_transfer(Engine& engine, const ScenarioExpect& expect) {
     server.reset();
     REQUIRE(run_until(engine, [&] { return engine.in_flight() == 0; }, std::chrono::seconds(10)));
   }
+  CHECK(open_fd_count() == fds_before);
+}
+
+namespace {
+
+// Fills `fd`'s send buffer (the peer does not read): raw sends until the kernel says EAGAIN.
+// On a kTLS socket these are data records the peer will never see.
+void fill_send_buffer(int fd) {
+  std::vector<std::uint8_t> chunk(64 * 1024, 0xee);
+  for (int i = 0; i < 100'000; ++i) {
+    const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      REQUIRE_MESSAGE((errno == EAGAIN || errno == EWOULDBLOCK), std::strerror(errno));
+      return;
+    }
+  }
+  FAIL("the send buffer never filled");
+}
+
+// Something the peer must answer with a fatal alert: a record of a type no RFC defines (on
+// kTLS, through the record-type cmsg; in userspace, as raw bytes on the wire).
+void send_junk(int fd, Transport t) {
+  const std::uint8_t junk[3] = {1, 2, 3};
+  if (t == Transport::kernel) return send_record(fd, 99, junk);
+  const std::uint8_t raw[] = {99, 3, 3, 0, 3, 1, 2, 3};
+  REQUIRE(::send(fd, raw, sizeof raw, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof raw));
+}
+
+}  // namespace
+
+void stalled_peer_leaves_others_running(Engine& engine, const ScenarioExpect& expect, Stall what) {
+  auto ctx = contexts();
+  ConnectionOptions opts;
+  opts.backend = expect.backend;
+  constexpr auto kStalledFor = std::chrono::seconds(20);
+  opts.io_timeout = kStalledFor;
+  const int fds_before = open_fd_count();
+  {
+    auto conns = establish(engine, *ctx, 2, opts);
+    auto [a_client, a_server] = conns[0];
+    auto [b_client, b_server] = conns[1];
+    REQUIRE(a_server->transport() == expect.transport);
+    fill_send_buffer(a_server->fd());
+
+    const auto t0 = Clock::now();
+    std::optional<Status> a_closed;
+    std::optional<Result<std::size_t>> a_read;
+    std::vector<std::uint8_t> a_buf(1024);
+    if (what == Stall::close_notify) {
+      a_server->close([&](Status st) { a_closed = std::move(st); });
+    } else {
+      send_junk(a_client->fd(), expect.transport);
+      a_server->read(a_buf, [&](Result<std::size_t> r) { a_read = std::move(r); });
+    }
+
+    // B: one round trip on the same engine and thread.
+    const std::string msg = "ping over B";
+    std::vector<std::uint8_t> b_buf(64);
+    std::optional<Result<std::size_t>> b_back;
+    b_client->write(std::span(reinterpret_cast<const std::uint8_t*>(msg.data()), msg.size()),
+                    [](Result<std::size_t> w) { REQUIRE(w.ok()); });
+    b_server->read(b_buf, [&](Result<std::size_t> r) {
+      REQUIRE(r.ok());
+      b_server->write(std::span(b_buf.data(), *r), [&](Result<std::size_t> w) {
+        REQUIRE(w.ok());
+        b_client->read(b_buf, [&](Result<std::size_t> back) { b_back = std::move(back); });
+      });
+    });
+    REQUIRE(run_until(engine, [&] { return b_back.has_value(); }, std::chrono::seconds(5)));
+    const auto took = Clock::now() - t0;
+    REQUIRE(b_back->ok());
+    CHECK(**b_back == msg.size());
+    MESSAGE("B's round trip took " << std::chrono::duration<double>(took).count()
+                                   << " s while A was stalled");
+    CHECK(took < kStalledFor / 4);
+    if (what == Stall::close_notify) {
+      CHECK_FALSE(a_closed.has_value());  // still waiting for room, not failed
+    } else {
+      REQUIRE(run_until(engine, [&] { return a_read.has_value(); }, std::chrono::seconds(5)));
+      CHECK_FALSE(a_read->ok());  // the junk ended A; its alert waits for room
+    }
+    a_server->abort();
+    a_client->abort();
+    if (what == Stall::close_notify) {
+      REQUIRE(run_until(engine, [&] { return a_closed.has_value(); }, std::chrono::seconds(5)));
+      CHECK_FALSE(a_closed->ok());
+    }
+    conns.clear();
+    a_client.reset();
+    a_server.reset();
+    b_client.reset();
+    b_server.reset();
+  }
+  REQUIRE(run_until(engine, [&] { return engine.in_flight() == 0; }, std::chrono::seconds(10)));
   CHECK(open_fd_count() == fds_before);
 }
 

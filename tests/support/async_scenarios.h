@@ -25,6 +25,15 @@ void silent_peer_times_out(Engine& engine);
 // abort() in the middle of a large transfer: every callback completes, nothing leaks.
 void abort_mid_transfer(Engine& engine, const ScenarioExpect& expect);
 
+// What a connection owes a peer that never reads, while its socket's send buffer is full.
+enum class Stall { close_notify, fatal_alert };
+
+// A peer that never reads stalls only its own connection: with A's send buffer full, A's
+// close_notify (or the fatal alert A owes after junk from its peer) waits for room without
+// blocking the engine's thread, and connection B on the same engine completes a round trip
+// in well under A's I/O timeout.
+void stalled_peer_leaves_others_running(Engine& engine, const ScenarioExpect& expect, Stall what);
+
 // send_file of a temp file arrives intact (spliced on the kernel path, encrypted in
 // userspace otherwise); close_notify ends the stream cleanly.
 void send_file_intact(Engine& engine, const ScenarioExpect& expect, std::size_t size);
