@@ -60,6 +60,7 @@ struct Op {
   bool finished = false;   // result set, callback pending
   bool active = false;     // head of its fd queue (or a timer): owns SQEs in the kernel
   bool cancelled = false;  // cancel(fd) or shutdown
+  bool cancel_due = false;  // its cancel found no room in the SQ: in `cancels_due`
   int pending_cqes = 0;
   int step_res = 0;
   bool step_timed_out = false;
@@ -78,6 +79,7 @@ struct UringEngine::Impl {
   std::uint64_t enters = 0;
   std::unordered_map<int, std::array<std::deque<Op*>, 2>> fds;
   std::multimap<Clock::time_point, Op*> waiting;  // deadlines of queued, not yet submitted ops
+  std::vector<Op*> cancels_due;  // ops whose cancel SQE is still to be queued (see cancel_due)
   std::vector<Pipe> idle_pipes;
 
   ~Impl() {
@@ -126,14 +128,14 @@ struct UringEngine::Impl {
     submit_step(op);
   }
 
-  // Room for `need` SQEs, submitting what is queued if the SQ is full; null only if the
-  // kernel refuses to take them (its CQ backed up even after reaping).
+  // Room for `need` SQEs, submitting what is queued if the SQ is full; null if the kernel
+  // takes none (-EAGAIN: no memory for requests; older kernels also -EBUSY while completions
+  // overflow the CQ, which its size rules out: an op posts at most 3, op, linked timeout and
+  // cancel, and the CQ has room for 4). Never reaps: completions would run in the middle of
+  // the caller (cancel_fd walking the fd's queues, submit_step of another op), and finish()
+  // erases from those queues.
   io_uring_sqe* get_sqe(unsigned need) {
     if (io_uring_sq_space_left(&ring) < need) flush();
-    if (io_uring_sq_space_left(&ring) < need) {
-      reap();
-      flush();
-    }
     if (io_uring_sq_space_left(&ring) < need) return nullptr;
     return io_uring_get_sqe(&ring);
   }
@@ -285,6 +287,7 @@ struct UringEngine::Impl {
   void finish(Op* op, int res) {
     op->finished = true;
     op->active = false;
+    op->cancel_due = false;
     unwait(op);
     detach_pipe(op);
     ops.ready(op, res);
@@ -308,7 +311,13 @@ struct UringEngine::Impl {
 
   void cancel_in_kernel(Op* op) {
     io_uring_sqe* sqe = get_sqe(1);
-    if (sqe == nullptr) return;  // the op still completes on its own or at shutdown
+    if (sqe == nullptr) {
+      // Dropping it would leave an op without a deadline in the kernel for good.
+      if (!op->cancel_due) cancels_due.push_back(op);
+      op->cancel_due = true;
+      return;
+    }
+    op->cancel_due = false;
     if (op->req.kind == Kind::timer)
       io_uring_prep_timeout_remove(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
     else
@@ -316,6 +325,7 @@ struct UringEngine::Impl {
     io_uring_sqe_set_data64(sqe, 0);
   }
 
+  // Walks the queues while queueing cancels: safe because get_sqe runs no completions.
   void cancel_fd(int fd) {
     auto it = fds.find(fd);
     if (it == fds.end()) return;
@@ -325,6 +335,18 @@ struct UringEngine::Impl {
         op->cancelled = true;
         if (op->active && op->pending_cqes > 0) cancel_in_kernel(op);
       }
+    }
+  }
+
+  // A record in `cancels_due` may have finished since (finish() clears the flag) and even
+  // been reused; only a record that still has the flag set wants its cancel.
+  void issue_due_cancels() {
+    std::vector<Op*> due;
+    due.swap(cancels_due);
+    for (Op* op : due) {
+      if (!op->cancel_due) continue;
+      op->cancel_due = false;
+      cancel_in_kernel(op);  // back in the list if there is still no room
     }
   }
 
@@ -354,6 +376,7 @@ struct UringEngine::Impl {
   }
 
   Result<unsigned> run_once(std::chrono::milliseconds wait) {
+    if (!cancels_due.empty()) issue_due_cancels();
     auto now = Clock::now();
     auto until = now + wait;
     if (!waiting.empty() && waiting.begin()->first < until) until = waiting.begin()->first;
