@@ -1,6 +1,5 @@
 // wasi-ktls: the project's command-line tool. Each subcommand lives in its own file and is
 // registered below with one line.
-#include <csignal>
 #include <vector>
 
 #include "tools/command.h"
@@ -10,9 +9,10 @@
 
 int main(int argc, char** argv) {
   using namespace wasi_ktls::cli;
-  // A peer that goes away mid-splice must be an EPIPE error, not the end of the process:
-  // splice and sendfile, unlike send, take no MSG_NOSIGNAL.
-  std::signal(SIGPIPE, SIG_IGN);
+  // SIGPIPE keeps its default disposition. A peer that goes away is an EPIPE error from the
+  // library, not a signal: its sends use MSG_NOSIGNAL, and send_file, whose splice and
+  // sendfile take no such flag, keeps SIGPIPE from the process itself (ktls/io engines). A
+  // closed stdout still ends the tool, as it does any command-line tool.
   CLI::App app{"wasi-ktls: wasi:tls host backend on kernel TLS"};
   app.require_subcommand(1);
 

@@ -1,6 +1,8 @@
 #include "ktls/io/poll_engine.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <optional>
@@ -54,6 +57,42 @@ class NonBlocking {
 };
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// sendfile(2) to a socket whose peer has gone raises SIGPIPE in the calling thread (it takes
+// no MSG_NOSIGNAL), which by default ends the process. For this object's life SIGPIPE is
+// blocked in this thread only (no process-wide disposition changes); one that became pending
+// meanwhile is this thread's own doing and is taken away before the mask is restored. If one
+// was pending already (the embedder blocks SIGPIPE and has one waiting), nothing is touched:
+// a SIGPIPE of ours could not be told apart from it.
+class SigpipeSuppressed {
+ public:
+  SigpipeSuppressed() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    if (::sigpending(&pending) < 0 || sigismember(&pending, SIGPIPE) == 1) return;
+    blocked_ = ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~SigpipeSuppressed() {
+    if (!blocked_) return;
+    const int saved_errno = errno;
+    sigset_t pending;
+    if (::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{};
+      while (::sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    (void)::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved_errno;
+  }
+  SigpipeSuppressed(const SigpipeSuppressed&) = delete;
+  SigpipeSuppressed& operator=(const SigpipeSuppressed&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool blocked_ = false;
+};
 
 }  // namespace
 
@@ -179,6 +218,7 @@ struct PollEngine::Impl {
     IoRequest& r = op->req;
     NonBlocking nb(r.fd);
     if (nb.error() != 0) return -nb.error();
+    SigpipeSuppressed quiet;
     while (r.len > 0) {
       off_t at = static_cast<off_t>(r.offset);  // the front end checked it fits
       ssize_t n = ::sendfile(r.fd, r.file, &at, std::min(r.len, kSendfileChunk));

@@ -14,7 +14,10 @@
 //    (visible to other holders of a dup for that moment); non-blocking sockets skip those
 //    fcntl calls.
 //  - send_file loops sendfile(2) until `len` bytes or end of file; an error, timeout or
-//    cancel part way reports that error (the stream is broken).
+//    cancel part way reports that error (the stream is broken). sendfile(2) takes no
+//    MSG_NOSIGNAL: around it SIGPIPE is blocked in the calling thread, and one it raised is
+//    taken away with sigtimedwait before the mask is restored, so a gone peer is -EPIPE
+//    without the embedder having to ignore SIGPIPE.
 //  - Destruction completes every operation with -ECANCELED, running the callbacks from the
 //    destructor; starting operations from those callbacks fails.
 #pragma once

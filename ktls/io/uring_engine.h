@@ -15,6 +15,10 @@
 //  - send_file splices file -> pipe -> socket (pipes come from a small pool, up to 1 MiB
 //    each) until `len` bytes or end of file; a failure, timeout or cancel part way reports
 //    that error (the bytes already sent are lost to the caller: the stream is broken).
+//    SPLICE takes no MSG_NOSIGNAL, but needs no guard: the kernel always runs it in an io-wq
+//    worker (iou-wrk), and the SIGPIPE a gone peer raises is left pending on that thread,
+//    which blocks every signal but SIGKILL and SIGSTOP; the calling thread never sees it
+//    (tests/native/send_file_sigpipe_test runs with SIGPIPE at its default).
 //  - Destruction cancels everything and still runs every callback exactly once (with
 //    -ECANCELED, or the result if the kernel had finished), from the destructor; starting
 //    operations from those callbacks fails. The wait for the kernel is bounded (5 s).
