@@ -281,3 +281,16 @@ TEST_CASE("tools/asio-echo-server echoes over kTLS to our stream and to openssl 
   CHECK(server->output().find("transport=ktls echoed=300000 end=close_notify") != std::string::npos);
   CHECK(server->output().find("TLS 1.2") != std::string::npos);
 }
+
+TEST_CASE("a peer that never reads stalls only its own stream (kTLS)") {
+  asio_stalled_peer_leaves_others_running(Backend::ktls, /*junk_first=*/false);
+  asio_stalled_peer_leaves_others_running(Backend::ktls, /*junk_first=*/true);
+}
+
+TEST_CASE("terminal per-operation cancellation of handshake, read and write (kTLS)") {
+  asio_per_operation_cancellation(Backend::ktls);
+}
+
+TEST_CASE("handlers run on their associated executor; one read at a time (kTLS)") {
+  asio_associated_executor_and_one_op_per_lane(Backend::ktls);
+}

@@ -253,3 +253,16 @@ TEST_CASE("backend choice: ktls without the TLS ULP is an error; WASI_KTLS_BACKE
     CHECK(ec == asio::errc::wrong_role);
   }
 }
+
+TEST_CASE("a peer that never reads stalls only its own stream (userspace)") {
+  asio_stalled_peer_leaves_others_running(Backend::auto_, /*junk_first=*/false);
+  asio_stalled_peer_leaves_others_running(Backend::auto_, /*junk_first=*/true);
+}
+
+TEST_CASE("terminal per-operation cancellation of handshake, read and write") {
+  asio_per_operation_cancellation(Backend::auto_);
+}
+
+TEST_CASE("handlers run on their associated executor; one read at a time") {
+  asio_associated_executor_and_one_op_per_lane(Backend::auto_);
+}

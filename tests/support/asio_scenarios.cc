@@ -2,16 +2,31 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 
+#include "tests/support/raw_records.h"
 #include "tests/support/tls_contexts.h"
 
 namespace wasi_ktls::test {
 
 namespace net = boost::asio;
+using tcp = net::ip::tcp;
 
 void pair_every_payload(TlsVersion v, Cipher c, const StreamPairExpect& expect) {
   net::io_context io;
@@ -136,6 +151,194 @@ void server_against_s_client(TlsVersion v, Cipher c, const StreamPeerExpect& exp
   auto status = s.peer.proc->wait(kPeerTimeout);
   REQUIRE(status.ok());
   CHECK(*status == 0);
+}
+
+}  // namespace wasi_ktls::test
+
+namespace wasi_ktls::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Runs io one handler at a time until `done()`, for at most `bound`; false if it did not get
+// there.
+bool run_until(net::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds bound) {
+  io.restart();
+  const auto until = Clock::now() + bound;
+  while (!done()) {
+    if (Clock::now() >= until) return false;
+    io.run_one_for(std::chrono::milliseconds(50));
+    if (io.stopped()) io.restart();
+  }
+  return true;
+}
+
+// Fills `fd`'s send buffer (the peer does not read): raw sends until the kernel says EAGAIN.
+void fill_send_buffer(int fd) {
+  std::vector<std::uint8_t> chunk(64 * 1024, 0xee);
+  for (int i = 0; i < 100'000; ++i)
+    if (::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) return;
+  FAIL("the send buffer never filled");
+}
+
+StreamPair established_pair(net::io_context& io, Backend backend) {
+  const TlsVersion v = TlsVersion::tls13;
+  const Cipher c = Cipher::aes_128_gcm;
+  StreamPair p = our_pair(io, client_policy(v, c), server_policy(v, c),
+                          stream_options(backend, "localhost"), stream_options(backend));
+  REQUIRE_MESSAGE(!p.client_ec, p.client_ec.message() << ": " << p.client->last_error());
+  REQUIRE(p.server);
+  REQUIRE_MESSAGE(!p.server_ec, p.server_ec.message() << ": " << p.server->last_error());
+  return p;
+}
+
+}  // namespace
+
+void asio_stalled_peer_leaves_others_running(Backend backend, bool junk_first) {
+  net::io_context io;
+  StreamPair a = established_pair(io, backend);
+  StreamPair b = established_pair(io, backend);
+  fill_send_buffer(a.server->next_layer().native_handle());
+  const auto t0 = Clock::now();
+  std::optional<error_code> a_done;
+  std::uint8_t a_buf[64];
+  if (junk_first) {
+    // A record of a type no RFC defines: A's server answers with a fatal alert it cannot send.
+    const int fd = a.client->next_layer().native_handle();
+    const std::uint8_t junk[3] = {1, 2, 3};
+    if (a.client->transport() == Transport::kernel) {
+      send_record(fd, 99, junk);
+    } else {
+      const std::uint8_t raw[] = {99, 3, 3, 0, 3, 1, 2, 3};
+      REQUIRE(::send(fd, raw, sizeof raw, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof raw));
+    }
+    a.server->async_read_some(net::buffer(a_buf), [&](error_code ec, std::size_t) { a_done = ec; });
+  } else {
+    a.server->async_shutdown([&](error_code ec) { a_done = ec; });
+  }
+  std::uint8_t b_buf[64];
+  std::optional<error_code> b_back;
+  const std::string msg = "ping over B";
+  net::async_write(*b.client, net::buffer(msg), [](error_code ec, std::size_t) { REQUIRE(!ec); });
+  b.server->async_read_some(net::buffer(b_buf), [&](error_code ec, std::size_t n) {
+    REQUIRE(!ec);
+    net::async_write(*b.server, net::buffer(b_buf, n), [&](error_code wec, std::size_t) {
+      REQUIRE(!wec);
+      net::async_read(*b.client, net::buffer(b_buf, msg.size()),
+                      [&](error_code rec, std::size_t) { b_back = rec; });
+    });
+  });
+  REQUIRE(run_until(io, [&] { return b_back.has_value(); }, std::chrono::seconds(5)));
+  CHECK(!*b_back);
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  MESSAGE("B's round trip took " << took << " s while A was stalled");
+  CHECK(took < 2.0);
+  if (junk_first) {
+    // The read that met the junk completes at once; the alert it owes waits for room.
+    REQUIRE(run_until(io, [&] { return a_done.has_value(); }, std::chrono::seconds(5)));
+    CHECK(*a_done);
+  } else {
+    CHECK_FALSE(a_done.has_value());  // close_notify still waits for room, nothing failed
+    a.server->next_layer().close();   // the caller's bound: close the socket
+    REQUIRE(run_until(io, [&] { return a_done.has_value(); }, std::chrono::seconds(5)));
+    CHECK(*a_done == net::error::operation_aborted);
+  }
+}
+
+void asio_per_operation_cancellation(Backend backend) {
+  net::io_context io;
+  const auto terminal = net::cancellation_type::terminal;
+  {
+    INFO("handshake with a server that never answers");
+    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    Stream client(io, context(Role::client, client_policy(TlsVersion::tls13, Cipher::aes_128_gcm)),
+                  stream_options(backend, "localhost"));
+    error_code cec;
+    client.next_layer().connect(acceptor.local_endpoint(), cec);
+    REQUIRE(!cec);
+    tcp::socket silent = acceptor.accept();
+    net::cancellation_signal sig;
+    std::optional<error_code> got;
+    client.async_handshake(Stream::client, net::bind_cancellation_slot(
+                                               sig.slot(), [&](error_code ec) { got = ec; }));
+    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
+    sig.emit(terminal);
+    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
+    CHECK(*got == net::error::operation_aborted);
+  }
+  StreamPair p = established_pair(io, backend);
+  {
+    INFO("read with nothing to read; the stream reads on afterwards");
+    net::cancellation_signal sig;
+    std::optional<error_code> got;
+    std::uint8_t buf[64];
+    p.server->async_read_some(net::buffer(buf),
+                              net::bind_cancellation_slot(
+                                  sig.slot(), [&](error_code ec, std::size_t) { got = ec; }));
+    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
+    sig.emit(terminal);
+    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
+    CHECK(*got == net::error::operation_aborted);
+    transfer(io, *p.client, *p.server, random_bytes(5000, 42));
+  }
+  {
+    INFO("write to a peer that does not read");
+    fill_send_buffer(p.client->next_layer().native_handle());
+    net::cancellation_signal sig;
+    std::optional<error_code> got;
+    const Bytes data = random_bytes(1 << 20, 7);
+    p.client->async_write_some(net::buffer(data),
+                               net::bind_cancellation_slot(
+                                   sig.slot(), [&](error_code ec, std::size_t) { got = ec; }));
+    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
+    sig.emit(terminal);
+    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
+    CHECK(*got == net::error::operation_aborted);
+  }
+}
+
+void asio_associated_executor_and_one_op_per_lane(Backend backend) {
+  net::io_context io;
+  StreamPair p = established_pair(io, backend);
+  auto strand = net::make_strand(io);
+  std::atomic<int> on_strand{0}, handlers{0};
+  auto check = [&] {
+    ++handlers;
+    if (strand.running_in_this_thread()) ++on_strand;
+  };
+  std::uint8_t buf[64];
+  std::optional<error_code> second;
+  // The first read waits for data; a second one at the same time is refused.
+  p.server->async_read_some(net::buffer(buf), net::bind_executor(strand, [&](error_code ec, std::size_t) {
+                              CHECK(!ec);
+                              check();
+                            }));
+  p.server->async_read_some(net::buffer(buf), [&](error_code ec, std::size_t) { second = ec; });
+  const std::string msg = "hello";
+  net::async_write(*p.client, net::buffer(msg), net::bind_executor(strand, [&](error_code ec, std::size_t) {
+                     CHECK(!ec);
+                     check();
+                   }));
+  io.restart();
+  std::thread other([&] { io.run_for(std::chrono::seconds(10)); });
+  io.run_for(std::chrono::seconds(10));
+  other.join();
+  REQUIRE(second.has_value());
+  CHECK(*second == asio::errc::operation_in_progress);
+  CHECK(handlers == 2);
+  CHECK(on_strand == 2);
+  handlers = on_strand = 0;
+  io.restart();
+  p.client->async_shutdown(net::bind_executor(strand, [&](error_code ec) {
+    CHECK(!ec);
+    check();
+  }));
+  std::thread other2([&] { io.run_for(std::chrono::seconds(10)); });
+  io.run_for(std::chrono::seconds(10));
+  other2.join();
+  CHECK(handlers == 1);
+  CHECK(on_strand == 1);
 }
 
 }  // namespace wasi_ktls::test

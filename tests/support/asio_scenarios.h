@@ -43,4 +43,20 @@ void client_against_s_server(TlsVersion v, Cipher c, const StreamPeerExpect& exp
 // openssl s_client <-> our server pinned to (v, c): the same from the other side.
 void server_against_s_client(TlsVersion v, Cipher c, const StreamPeerExpect& expect);
 
+// A peer that never reads stalls only its own stream: with A's send buffer full, A's
+// async_shutdown (or the fatal alert A owes after junk from its peer) does not block the
+// thread, and stream pair B on the same io_context completes a round trip meanwhile.
+// `junk_first`: the fatal-alert case, else close_notify.
+void asio_stalled_peer_leaves_others_running(Backend backend, bool junk_first);
+
+// Terminal per-operation cancellation (bind_cancellation_slot + emit) of a handshake waiting
+// for a silent server, a read waiting for data, and a write waiting for room: each completes
+// promptly with operation_aborted; a cancelled read leaves the stream readable.
+void asio_per_operation_cancellation(Backend backend);
+
+// Handlers of handshake, read, write and shutdown run on their associated executor (a
+// strand), with the io_context run by two threads; a second read while one is outstanding is
+// refused with operation_in_progress, never interleaved.
+void asio_associated_executor_and_one_op_per_lane(Backend backend);
+
 }  // namespace wasi_ktls::test
