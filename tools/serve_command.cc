@@ -10,6 +10,7 @@
 #include "ktls/conn/async_connection.h"
 #include "ktls/io/engine.h"
 #include "ktls/io/tcp_socket.h"
+#include "ktls/probe/probe.h"
 #include "tools/http_session.h"
 #include "tools/static_files.h"
 #include "tools/tls_options.h"
@@ -111,6 +112,24 @@ Status run_worker(Shared& sh, unsigned index, std::uint16_t port, EngineKind kin
   return {};
 }
 
+// One line: what the kernel offers, before any worker's first hand-over would ask.
+std::string probe_summary(const Probe& p) {
+  std::string s = fmt::format("kernel probe: Linux {}: ", p.kernel);
+  if (!p.ulp.ok) {
+    s += "no kernel TLS (TCP_ULP tls: " + p.ulp.reason + ")";
+  } else {
+    std::vector<std::string> both;
+    for (TlsVersion v : kAllVersions)
+      for (Cipher c : kAllCiphers)
+        if (p.supports(v, c)) both.push_back(fmt::format("{} {}", to_string(v), to_string(c)));
+    s += both.empty() ? std::string("TLS ULP loads, but no version and cipher works both ways")
+                      : fmt::format("kernel TLS both ways for {}", fmt::join(both, ", "));
+    s += fmt::format("; TLS 1.3 rekey: {}", p.rekey.ok ? "yes" : "no");
+  }
+  s += "; io_uring: " + (p.io_uring.ok ? std::string("yes") : p.io_uring.reason);
+  return s;
+}
+
 int run_serve(const ServeOptions& o) {
   auto fail = [](const std::string& msg, int code) {
     std::fprintf(stderr, "serve: %s\n", msg.c_str());
@@ -134,6 +153,11 @@ int run_serve(const ServeOptions& o) {
     if (!f) return fail(f.error().message, 2);
     files.emplace(std::move(*f));
   }
+
+  // Every hand-over reads the probe (measured once, on first use): measured here, before
+  // anything listens, it does not run on an I/O thread in the middle of a handshake while
+  // the other workers block on it.
+  log_line(probe_summary(kernel_probe()));
 
   // Bind once to learn the port (0 means any); the workers then share it with SO_REUSEPORT.
   auto probe_listener = tcp_listen(o.listen, o.port, /*reuse_port=*/true);
