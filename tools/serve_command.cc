@@ -1,6 +1,9 @@
 #include "tools/serve_command.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -18,6 +21,23 @@
 namespace wasi_ktls::cli {
 namespace {
 
+// The engine refuses to start an operation once its bounded queue is full: a connection whose
+// read or write cannot start fails, and an accept that cannot start takes no one. So each
+// worker takes no more connections than its engine has room for. A connection has at most a
+// read and a write in flight (AsyncConnection's contract); twice that, because how it uses
+// the engine inside (handshake, close_notify, cancellation) is its own business. The worker's
+// own: its accept, and one to spare.
+constexpr unsigned kOpsPerConnection = 4;
+constexpr unsigned kWorkerOps = 2;
+constexpr unsigned kMaxEngineQueueDepth = 32768;  // make_engine's bound (IORING_MAX_ENTRIES)
+constexpr unsigned kDefaultMaxConnectionsPerWorker = 256;
+constexpr unsigned kMaxConnectionsPerWorkerLimit =
+    (kMaxEngineQueueDepth - kWorkerOps) / kOpsPerConnection;
+
+unsigned engine_queue_depth(unsigned max_connections) {
+  return max_connections * kOpsPerConnection + kWorkerOps;
+}
+
 struct ServeOptions {
   TlsOptions tls;
   std::string listen = "127.0.0.1";
@@ -27,7 +47,8 @@ struct ServeOptions {
   std::string root;
   unsigned threads = 0;               // 0: one per core
   std::uint64_t max_connections = 0;  // 0: serve forever
-  std::string engine;                 // empty: WASI_KTLS_ENGINE, else automatic
+  unsigned max_connections_per_worker = kDefaultMaxConnectionsPerWorker;
+  std::string engine;  // empty: WASI_KTLS_ENGINE, else automatic
 };
 
 std::mutex log_mutex;
@@ -58,58 +79,185 @@ struct Shared {
   std::atomic<bool> stop_accepting{false};
 };
 
+// accept(2) errors that belong to one connection already taken off the queue (accept(2):
+// "should be treated like EAGAIN by retrying"): retrying at once cannot spin.
+bool consumed_a_connection(int err) {
+  switch (err) {
+    case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
+    case ENONET: case EHOSTUNREACH: case ENETUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // One thread: its own engine and its own listening socket (SO_REUSEPORT, so the kernel
 // spreads connections over the threads), serving every connection it accepts.
+//
+// Its one accept is in flight only while the worker can take another connection: at the cap
+// it waits in the listen backlog until a connection ends, and when accept fails for want of
+// resources (EMFILE, ENFILE, ENOBUFS, the engine's queue) the worker retries after a delay
+// that doubles up to kMaxBackoff, or at once when a connection ends and frees what it held.
+class Worker {
+ public:
+  Worker(Shared& sh, unsigned index, Engine& engine, int listen_fd)
+      : sh_(sh), index_(index), engine_(engine), listen_fd_(listen_fd),
+        config_(sh.session_config) {
+    config_.on_end = [this](const HttpSession& s, const Status& st) {
+      log_connection(s, st);
+      connection_ended();
+    };
+  }
+
+  Status run() {
+    try_accept();
+    while (!sh_.stop_accepting || live_ > 0) {
+      auto ran = engine_.run_once(wait_time());
+      if (!ran) return ran.error();
+      try_accept();
+    }
+    engine_.cancel(listen_fd_);
+    while (engine_.in_flight() > 0)
+      if (auto ran = engine_.run_once(kTurn); !ran) return ran.error();
+    return {};
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kTurn{200};
+  static constexpr std::chrono::milliseconds kFirstBackoff{10};
+  static constexpr std::chrono::milliseconds kMaxBackoff{1000};
+  // At the cap under steady load the worker pauses once per connection: one line per minute.
+  static constexpr std::chrono::seconds kCapLogInterval{60};
+
+  bool backing_off() const { return backoff_.count() > 0 && Clock::now() < retry_at_; }
+
+  std::chrono::milliseconds wait_time() const {
+    if (backoff_.count() == 0 || accept_in_flight_) return kTurn;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - Clock::now());
+    return std::clamp(left, std::chrono::milliseconds(0), kTurn);
+  }
+
+  void try_accept() {
+    if (accept_in_flight_ || sh_.stop_accepting || backing_off()) return;
+    if (live_ >= sh_.options.max_connections_per_worker) return note_cap();
+    at_cap_ = false;
+    accept_in_flight_ = true;
+    Status st = engine_.accept(listen_fd_, kNoDeadline, [this](int r) {
+      accept_in_flight_ = false;
+      accepted(r);
+    });
+    if (!st) {
+      accept_in_flight_ = false;
+      back_off(st.error());
+    }
+  }
+
+  void accepted(int r) {
+    if (r == -ECANCELED) return;  // the run is ending
+    if (r < 0) {
+      if (!consumed_a_connection(-r)) return back_off(errno_error(-r, "accept"));
+      log_line(fmt::format("worker {}: {}", index_, errno_error(-r, "accept").message));
+      return try_accept();
+    }
+    UniqueFd conn_fd(r);
+    if (backoff_.count() > 0) {
+      log_line(fmt::format("worker {}: accepting again after {} failed attempt(s) in {:.1f} s",
+                           index_, failed_attempts_,
+                           std::chrono::duration<double>(Clock::now() - episode_start_).count()));
+      backoff_ = {};
+      failed_attempts_ = 0;
+    }
+    std::string peer = peer_name(r);
+    ++live_;
+    std::uint64_t n = ++sh_.accepted;
+    if (sh_.options.max_connections != 0 && n >= sh_.options.max_connections)
+      sh_.stop_accepting = true;
+    AsyncConnection::accept(engine_, std::move(conn_fd), sh_.ctx, sh_.conn_options,
+                            [this, peer](Result<AsyncConnection::Ptr> c) {
+                              if (!c) {
+                                log_line(fmt::format("peer={} handshake failed: {}", peer,
+                                                     c.error().message));
+                                return connection_ended();
+                              }
+                              HttpSession::start(*c, peer, config_);
+                            });
+    try_accept();
+  }
+
+  // One line when an episode starts, none per attempt: a server out of fds must not also
+  // flood its log.
+  void back_off(const Error& why) {
+    auto now = Clock::now();
+    ++failed_attempts_;
+    if (backoff_.count() == 0) {
+      backoff_ = kFirstBackoff;
+      episode_start_ = now;
+      log_line(fmt::format("worker {}: {}; accepting paused, retrying every {} to {} ms "
+                           "(at once when a connection ends)",
+                           index_, why.message, kFirstBackoff.count(), kMaxBackoff.count()));
+    } else {
+      backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    }
+    retry_at_ = now + backoff_;
+  }
+
+  void note_cap() {
+    if (at_cap_) return;
+    at_cap_ = true;
+    auto now = Clock::now();
+    if (cap_logged_ && now - last_cap_log_ < kCapLogInterval) {
+      ++unlogged_cap_pauses_;
+      return;
+    }
+    log_line(fmt::format("worker {}: {} connections (--max-connections-per-worker): accepting "
+                         "paused until one ends{}",
+                         index_, live_,
+                         unlogged_cap_pauses_ > 0
+                             ? fmt::format(" ({} more such pauses since the last line)",
+                                           unlogged_cap_pauses_)
+                             : std::string()));
+    cap_logged_ = true;
+    last_cap_log_ = now;
+    unlogged_cap_pauses_ = 0;
+  }
+
+  void connection_ended() {
+    --live_;
+    if (backoff_.count() > 0) {
+      // It frees an fd, so a retry may well succeed now; but only once the connection is
+      // gone, after this callback: the run loop retries at its next turn.
+      retry_at_ = std::min(retry_at_, Clock::now());
+      return;
+    }
+    try_accept();
+  }
+
+  Shared& sh_;
+  unsigned index_;
+  Engine& engine_;
+  int listen_fd_;
+  HttpSession::Config config_;  // sessions hold a reference: it lives as long as the worker
+  std::size_t live_ = 0;        // connections accepted and not yet ended
+  bool accept_in_flight_ = false;
+  std::chrono::milliseconds backoff_{0};  // 0: not backing off
+  Clock::time_point retry_at_;
+  Clock::time_point episode_start_;
+  std::uint64_t failed_attempts_ = 0;
+  bool at_cap_ = false;
+  bool cap_logged_ = false;
+  Clock::time_point last_cap_log_;
+  std::uint64_t unlogged_cap_pauses_ = 0;
+};
+
 Status run_worker(Shared& sh, unsigned index, std::uint16_t port, EngineKind kind) {
   auto listener = tcp_listen(sh.options.listen, port, /*reuse_port=*/true);
   if (!listener) return listener.error();
-  auto choice = make_engine(kind);
+  auto choice = make_engine(kind, engine_queue_depth(sh.options.max_connections_per_worker));
   if (!choice) return choice.error();
-  Engine& engine = *choice->engine;
-  log_line(fmt::format("worker {}: engine {}{}", index, engine.name(),
+  log_line(fmt::format("worker {}: engine {}{}", index, choice->engine->name(),
                        choice->reason.empty() ? "" : " (" + choice->reason + ")"));
-
-  std::size_t live = 0;  // connections of this worker not yet ended
-  auto config = sh.session_config;
-  config.on_end = [&live](const HttpSession& s, const Status& st) {
-    log_connection(s, st);
-    --live;
-  };
-  std::function<void()> accept_next = [&] {
-    Status st = engine.accept(listener->get(), kNoDeadline, [&](int fd) {
-      if (fd < 0) {
-        if (fd != -ECANCELED) log_line("accept: " + errno_error(-fd, "accept").message);
-      } else {
-        UniqueFd conn_fd(fd);
-        std::string peer = peer_name(fd);
-        ++live;
-        std::uint64_t n = ++sh.accepted;
-        if (sh.options.max_connections != 0 && n >= sh.options.max_connections)
-          sh.stop_accepting = true;
-        AsyncConnection::accept(engine, std::move(conn_fd), sh.ctx, sh.conn_options,
-                                [&live, &config, peer](Result<AsyncConnection::Ptr> c) {
-                                  if (!c) {
-                                    log_line(fmt::format("peer={} handshake failed: {}", peer,
-                                                         c.error().message));
-                                    --live;
-                                    return;
-                                  }
-                                  HttpSession::start(*c, peer, config);
-                                });
-      }
-      if (!sh.stop_accepting) accept_next();
-    });
-    if (!st) log_line("accept: " + st.error().message);
-  };
-  accept_next();
-  while (!sh.stop_accepting || live > 0) {
-    auto ran = engine.run_once(std::chrono::milliseconds(200));
-    if (!ran) return ran.error();
-  }
-  engine.cancel(listener->get());
-  while (engine.in_flight() > 0)
-    if (auto ran = engine.run_once(std::chrono::milliseconds(200)); !ran) return ran.error();
-  return {};
+  Worker w(sh, index, *choice->engine, listener->get());
+  return w.run();
 }
 
 // One line: what the kernel offers, before any worker's first hand-over would ask.
@@ -189,8 +337,8 @@ int run_serve(const ServeOptions& o) {
 Command add_serve_command(CLI::App& parent) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* app = parent.add_subcommand(
-      "serve", "TLS server: HTTP/1.1 GET / and GET /bytes/N (byte i = i % 251), files under "
-               "--root, or --echo");
+      "serve", "TLS server: HTTP/1.1 GET (or HEAD) / and /bytes/N (byte i = i % 251), files "
+               "under --root, or --echo");
   o->tls.add_to(*app, Role::server);
   app->add_option("--listen", o->listen, "Address to listen on")->capture_default_str();
   app->add_option("--port", o->port, "TCP port (0: any free port)")->capture_default_str();
@@ -203,6 +351,11 @@ Command add_serve_command(CLI::App& parent) {
   app->add_option("--engine", o->engine,
                   "I/O engine: auto, io_uring or poll (default: $WASI_KTLS_ENGINE, else auto)")
       ->check(CLI::IsMember({"auto", "io_uring", "poll"}));
+  app->add_option("--max-connections-per-worker", o->max_connections_per_worker,
+                  "Connections one worker serves at once; more wait in the listen backlog "
+                  "(sizes the worker's I/O engine queue)")
+      ->check(CLI::Range(1u, kMaxConnectionsPerWorkerLimit))
+      ->capture_default_str();
   app->add_option("--connections", o->max_connections,
                   "Exit after this many connections (0: serve forever)")
       ->capture_default_str();

@@ -1,5 +1,6 @@
-// `wasi-ktls serve` run as a user runs it, on the host (no kTLS here: the userspace transport):
-// the kernel probe before the workers.
+// `wasi-ktls serve` run as a user runs it, on the host (no kTLS here: the userspace transport),
+// with our blocking Connection as the client: the accept loop under a connection cap and under
+// EMFILE, and the kernel probe before the workers.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -108,6 +109,84 @@ Serve start_serve(const std::vector<std::string>& args, int nofile = 0) {
   return s;
 }
 
+const TlsContext& client_context() {
+  static const TlsContext ctx = [] {
+    Policy p;
+    p.ca = PemSource::file(pki().ca);
+    return context(Role::client, p);
+  }();
+  return ctx;
+}
+
+ConnectionOptions client_options(std::chrono::milliseconds handshake_timeout) {
+  ConnectionOptions o;
+  o.backend = Backend::userspace;
+  o.handshake_timeout = handshake_timeout;
+  o.io_timeout = 5s;  // longer than any answer takes; a hung serve fails the test in 5 s
+  return o;
+}
+
+Result<Connection> tls_client(UniqueFd tcp, std::chrono::milliseconds handshake_timeout = 10s) {
+  return Connection::connect(std::move(tcp), client_context(), "localhost",
+                             client_options(handshake_timeout));
+}
+
+Result<Connection> tls_client(std::uint16_t port,
+                              std::chrono::milliseconds handshake_timeout = 10s) {
+  auto tcp = tcp_connect("127.0.0.1", port, 5s);
+  if (!tcp) return tcp.error();
+  return tls_client(std::move(*tcp), handshake_timeout);
+}
+
+struct Reply {
+  http::Response response;
+  std::string head;
+  std::string body;
+};
+
+// One response from `pending` (bytes already read) and further reads; no body after HEAD.
+Result<Reply> read_reply(Connection& c, std::string& pending, bool head_request = false) {
+  std::vector<std::uint8_t> buf(65536);
+  auto more = [&]() -> Status {
+    auto n = c.read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return make_error("server closed the connection mid-response");
+    pending.append(reinterpret_cast<const char*>(buf.data()), *n);
+    return {};
+  };
+  std::size_t head_len = 0;
+  for (;;) {
+    auto h = http::head_length(pending);
+    if (!h) return h.error();
+    if (*h > 0) {
+      head_len = *h;
+      break;
+    }
+    if (auto st = more(); !st) return st.error();
+  }
+  Reply r;
+  r.head = pending.substr(0, head_len);
+  pending.erase(0, head_len);
+  auto resp = http::parse_response(r.head);
+  if (!resp) return resp.error();
+  r.response = *resp;
+  std::uint64_t want = head_request ? 0 : resp->content_length.value_or(0);
+  while (pending.size() < want)
+    if (auto st = more(); !st) return st.error();
+  r.body = pending.substr(0, want);
+  pending.erase(0, want);
+  return r;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 251);
+  return s;
+}
+
+// The engines serve can run on; the accept loop differs between them.
+const std::string kEngines[] = {"io_uring", "poll"};
+
 }  // namespace
 
 TEST_CASE("serve probes the kernel once, before any worker starts, and logs what it found") {
@@ -118,4 +197,98 @@ TEST_CASE("serve probes the kernel once, before any worker starts, and logs what
   REQUIRE(probe != std::string::npos);
   CHECK(probe < worker);
   CHECK(count_of(s.log(), "kernel probe: ") == 1);
+}
+
+TEST_CASE("serve: a connection past --max-connections-per-worker waits in the backlog until "
+          "one ends") {
+  for (const std::string& engine : kEngines) {
+    INFO("engine " << engine);
+    int fds_before = open_fd_count();
+    {
+      constexpr int kCap = 3;
+      Serve s = start_serve({"--threads", "1", "--engine", engine, "--max-connections-per-worker",
+                             std::to_string(kCap)});
+      std::vector<Connection> idle;
+      for (int i = 0; i < kCap; ++i) {
+        auto c = tls_client(s.port);
+        REQUIRE_MESSAGE(c.ok(), message_of(c) << "\nlog:\n" << tail(s.log()));
+        idle.push_back(std::move(*c));
+      }
+      Status paused = s.wait_log("accepting paused");
+      CHECK_MESSAGE(paused.ok(), message_of(paused) << "\nlog:\n" << tail(s.log()));
+
+      // The kernel completes the TCP handshake from the listen backlog; serve must not take it.
+      auto tcp = tcp_connect("127.0.0.1", s.port, 5s);
+      REQUIRE_MESSAGE(tcp.ok(), message_of(tcp));
+      auto extra = std::async(std::launch::async, [fd = std::move(*tcp)]() mutable {
+        return tls_client(std::move(fd), 30s);
+      });
+      CHECK_MESSAGE(extra.wait_for(1500ms) == std::future_status::timeout,
+                    "connection " << kCap + 1 << " was served while " << kCap
+                                  << " were open\nlog:\n" << tail(s.log()));
+
+      REQUIRE(idle.front().close().ok());
+      idle.erase(idle.begin());
+      REQUIRE_MESSAGE(extra.wait_for(20s) == std::future_status::ready,
+                      "not served after one of the others ended\nlog:\n" << tail(s.log()));
+      auto c = extra.get();
+      REQUIRE_MESSAGE(c.ok(), message_of(c) << "\nlog:\n" << tail(s.log()));
+      REQUIRE(c->write("GET /bytes/10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+      std::string pending;
+      auto reply = read_reply(*c, pending);
+      REQUIRE_MESSAGE(reply.ok(), message_of(reply));
+      CHECK(reply->response.status == 200);
+      CHECK(reply->body == pattern(10));
+    }
+    CHECK(open_fd_count() == fds_before);
+  }
+}
+
+TEST_CASE("serve backs off on EMFILE (no spin, no log flood) and serves once fds are free") {
+  for (const std::string& engine : kEngines) {
+    INFO("engine " << engine);
+    Serve s = start_serve({"--threads", "1", "--engine", engine}, /*nofile=*/32);
+    std::vector<Connection> held;
+    bool refused = false;
+    // serve needs a handful of fds of its own: 32 is exhausted well before 40 connections.
+    for (int i = 0; i < 40 && !refused; ++i) {
+      auto c = tls_client(s.port, 3s);
+      if (c)
+        held.push_back(std::move(*c));
+      else
+        refused = true;  // it stayed in the backlog: serve is out of fds
+    }
+    INFO("held " << held.size() << " connections");
+    REQUIRE(refused);
+    REQUIRE(held.size() >= 10);
+    Status emfile = s.wait_log("Too many open files");
+    REQUIRE_MESSAGE(emfile.ok(), message_of(emfile) << "\nlog:\n" << tail(s.log()));
+
+    // Out of fds, a spinning accept loop logs a line per attempt and burns a core.
+    std::size_t lines_before = count_of(s.log(), "\n");
+    double cpu_before = s.cpu_seconds();
+    auto t0 = std::chrono::steady_clock::now();
+    (void)s.child->read_until(
+        [&](const std::string& out) { return count_of(out, "\n") > lines_before + 20; }, 2s);
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double cpu = s.cpu_seconds() - cpu_before;
+    std::size_t new_lines = count_of(s.log(), "\n") - lines_before;
+    MESSAGE(engine << ": out of fds for " << wall << " s: " << new_lines << " log lines, " << cpu
+                   << " s CPU");
+    CHECK_MESSAGE(new_lines <= 2, "log:\n" << tail(s.log()));
+    CHECK(cpu < 0.25 * wall);
+
+    for (auto& c : held) (void)c.close();
+    held.clear();
+    auto c = tls_client(s.port, 15s);
+    REQUIRE_MESSAGE(c.ok(), message_of(c) << "\nlog:\n" << tail(s.log()));
+    REQUIRE(c->write("GET /bytes/10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    std::string pending;
+    auto reply = read_reply(*c, pending);
+    REQUIRE_MESSAGE(reply.ok(), message_of(reply) << "\nlog:\n" << tail(s.log()));
+    CHECK(reply->response.status == 200);
+    CHECK(reply->body == pattern(10));
+    CHECK_MESSAGE(count_of(s.log(), "Too many open files") == 1,
+                  "one line per backoff episode\nlog:\n" << tail(s.log()));
+  }
 }
