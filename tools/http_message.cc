@@ -50,8 +50,12 @@ const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     default: return "Unknown";
   }
 }
@@ -69,10 +73,29 @@ Result<std::size_t> head_length(std::string_view buf) {
 Result<Request> parse_request(std::string_view head) {
   Request req;
   bool close = false;
+  std::optional<std::uint64_t> length;
+  std::optional<Error> bad;
   auto first = split_head(head, [&](std::string_view name, std::string_view value) {
-    if (iequals(name, "Connection") && iequals(value, "close")) close = true;
+    if (iequals(name, "Connection") && iequals(value, "close")) {
+      close = true;
+    } else if (iequals(name, "Content-Length")) {
+      // Repeated with the same value is allowed (RFC 9112 6.3); any other disagreement about
+      // where the body ends is how requests get smuggled.
+      auto n = parse_u64(value);
+      if (!n)
+        bad = make_error("bad Content-Length '{}'", value.substr(0, 32));
+      else if (length && *length != *n)
+        bad = make_error("conflicting Content-Length headers");
+      length = n;
+    } else if (iequals(name, "Transfer-Encoding")) {
+      req.transfer_encoding = true;
+    }
   });
   if (!first) return first.error();
+  if (bad) return *bad;
+  if (length && req.transfer_encoding)
+    return make_error("both Content-Length and Transfer-Encoding");
+  req.content_length = length.value_or(0);
   std::string_view line = *first;
   auto sp1 = line.find(' ');
   auto sp2 = line.rfind(' ');
@@ -89,9 +112,16 @@ Result<Request> parse_request(std::string_view head) {
 
 Route route(const Request& req) {
   Route r;
-  if (req.method != "GET") {
+  r.head_only = req.method == "HEAD";
+  if (req.method != "GET" && req.method != "HEAD") {
     r.status = 405;
-    r.text_body = "only GET is served\n";
+    r.text_body = "only GET and HEAD are served\n";
+    r.close = true;
+    r.head_only = false;
+  } else if (req.transfer_encoding) {
+    r.status = 501;
+    r.text_body = "request bodies with Transfer-Encoding are not supported\n";
+    r.close = true;
   } else if (req.target == "/") {
     r.text_body = "wasi-ktls serve: GET /bytes/N returns N bytes, byte i = i % 251\n";
   } else if (req.target.starts_with("/bytes/")) {
@@ -131,9 +161,10 @@ bool check_pattern(std::uint64_t offset, std::span<const std::uint8_t> data) {
 
 std::string response_head(const Route& r, bool keep_alive) {
   return fmt::format("HTTP/1.1 {} {}\r\nServer: wasi-ktls\r\nContent-Type: {}\r\n"
-                     "Content-Length: {}\r\nConnection: {}\r\n\r\n",
+                     "Content-Length: {}\r\n{}Connection: {}\r\n\r\n",
                      r.status, reason_phrase(r.status), r.content_type, r.body_length,
-                     keep_alive ? "keep-alive" : "close");
+                     r.status == 405 ? "Allow: GET, HEAD\r\n" : "",
+                     keep_alive && !r.close ? "keep-alive" : "close");
 }
 
 Result<Response> parse_response(std::string_view head) {

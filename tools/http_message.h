@@ -25,23 +25,37 @@ struct Request {
   std::string method;
   std::string target;
   bool keep_alive = true;  // HTTP/1.1 default unless "Connection: close"
+  // Body bytes after the head (Content-Length). A server that answers and keeps the
+  // connection must skip them, or they would be read as the next request.
+  std::uint64_t content_length = 0;
+  // A Transfer-Encoding header was present: the body's end is not known without decoding it.
+  bool transfer_encoding = false;
 };
+// Errors (answered 400, then close) also for framing a server cannot trust: a bad or
+// conflicting Content-Length, or Content-Length together with Transfer-Encoding.
 Result<Request> parse_request(std::string_view head);
 
-// What `serve` answers: GET / (a short text) and GET /bytes/N (N pattern bytes).
+// What `serve` answers: GET or HEAD of / (a short text) and /bytes/N (N pattern bytes).
 struct Route {
   int status = 200;
   std::string content_type = "text/plain";
   std::uint64_t body_length = 0;
   std::string text_body;        // for small bodies
   bool pattern_body = false;    // body is pattern_bytes(0, body_length)
+  bool head_only = false;       // HEAD: the head as for GET, no body
+  // Answer with "Connection: close", then close: the request's body (if any) is not read, so
+  // nothing after the head can be trusted to be the next request.
+  bool close = false;
 };
+// GET and HEAD only; any other method gets 405 (with Allow), a request with
+// Transfer-Encoding 501: both close.
 Route route(const Request& req);
 
 // Byte i of /bytes/N is i % 251, so any client can check what it got.
 void fill_pattern(std::uint64_t offset, std::span<std::uint8_t> out);
 bool check_pattern(std::uint64_t offset, std::span<const std::uint8_t> data);
 
+// "Connection: close" unless keep_alive and the route allows it; 405 carries "Allow".
 std::string response_head(const Route& r, bool keep_alive);
 
 struct Response {

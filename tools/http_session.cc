@@ -6,6 +6,14 @@ namespace wasi_ktls {
 namespace {
 
 constexpr std::size_t kBufSize = 64 * 1024;
+// After refusing a request, what the peer already sent is read and dropped, up to this much
+// (each read bounded by the io timeout): closing with unread data sends a TCP reset, which
+// can destroy our answer before the peer has read it.
+constexpr std::uint64_t kMaxDrainBytes = 256 * 1024;
+
+std::span<const std::uint8_t> bytes_of(const std::string& s) {
+  return std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
 
 }  // namespace
 
@@ -20,30 +28,55 @@ void HttpSession::start(AsyncConnection::Ptr conn, std::string peer, const Confi
     s->next_request();
 }
 
-void HttpSession::finish(Status st) {
+void HttpSession::finish(Status st, bool drain) {
   if (finished_) return;
   finished_ = true;
   auto self = shared_from_this();
-  conn_->close([self, st](Status closed) {
+  conn_->close([self, st, drain](Status closed) {
     Status result = !st ? st : closed;
+    if (drain && closed) return self->drain(0, result);
     if (self->config_.on_end) self->config_.on_end(*self, result);
+  });
+}
+
+void HttpSession::drain(std::uint64_t dropped, Status result) {
+  if (dropped >= kMaxDrainBytes) {
+    if (config_.on_end) config_.on_end(*this, result);
+    return;
+  }
+  auto self = shared_from_this();
+  conn_->read(buf_, [self, dropped, result](Result<std::size_t> n) {
+    // The peer's close (or any end of reading) is the end; how it ended is not the news.
+    if (!n || *n == 0) {
+      if (self->config_.on_end) self->config_.on_end(*self, result);
+      return;
+    }
+    self->drain(dropped + *n, result);
   });
 }
 
 void HttpSession::next_request() {
   auto head = http::head_length(in_);
   if (!head) {
-    head_ = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
-            "Connection: close\r\n\r\n";
+    http::Route r;
+    r.status = 431;
+    r.close = true;
+    head_ = http::response_head(r, false);
     auto self = shared_from_this();
     Error e = head.error();
-    conn_->write(std::span(reinterpret_cast<const std::uint8_t*>(head_.data()), head_.size()),
-                 [self, e](Result<std::size_t>) { self->finish(e); });
+    conn_->write(bytes_of(head_), [self, e](Result<std::size_t>) { self->finish(e, true); });
     return;
   }
   if (*head > 0) {
     auto req = http::parse_request(std::string_view(in_).substr(0, *head));
     in_.erase(0, *head);
+    // A request that is answered and keeps the connection has its body skipped first: read
+    // as the next request, it would be answered as one. (Refused ones close instead.)
+    if (req && req->content_length > 0 && !http::route(*req).close) {
+      body_left_ = req->content_length;
+      pending_ = std::move(*req);
+      return skip_body();
+    }
     return respond(std::move(req));
   }
   auto self = shared_from_this();
@@ -55,13 +88,27 @@ void HttpSession::next_request() {
   });
 }
 
+void HttpSession::skip_body() {
+  auto n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, in_.size()));
+  in_.erase(0, n);
+  body_left_ -= n;
+  if (body_left_ == 0) return respond(std::move(pending_));
+  auto self = shared_from_this();
+  conn_->read(buf_, [self](Result<std::size_t> n) {
+    if (!n) return self->finish(n.error());
+    if (*n == 0) return self->finish(make_error("peer ended the stream inside a request body"));
+    self->in_.append(reinterpret_cast<const char*>(self->buf_.data()), *n);
+    self->skip_body();
+  });
+}
+
 void HttpSession::respond(Result<http::Request> req) {
   http::Route r;
   bool keep_alive = false;
   bool file = false;
   if (req) {
     r = http::route(*req);
-    keep_alive = req->keep_alive;
+    keep_alive = req->keep_alive && !r.close;
     if (r.status == 404 && config_.files != nullptr) {
       auto f = config_.files->open_file(req->target);
       if (f) {
@@ -71,9 +118,9 @@ void HttpSession::respond(Result<http::Request> req) {
         r.content_type = "application/octet-stream";
         r.text_body.clear();
         r.body_length = file_.size;
-      } else if (f.error().sys_errno == EACCES || f.error().sys_errno == EXDEV) {
-        r.status = 403;
-        r.text_body = "forbidden\n";
+      } else if (int status = StaticFiles::http_status(f.error()); status != 404) {
+        r.status = status;
+        r.text_body = status == 403 ? "forbidden\n" : "cannot open the file\n";
         r.body_length = r.text_body.size();
       }
     }
@@ -81,24 +128,33 @@ void HttpSession::respond(Result<http::Request> req) {
     r.status = 400;
     r.text_body = req.error().message + "\n";
     r.body_length = r.text_body.size();
+    r.close = true;
   }
   head_ = http::response_head(r, keep_alive);
-  if (!r.pattern_body && !file) head_ += r.text_body;
+  bool body = !r.head_only;
+  if (body && !r.pattern_body && !file) head_ += r.text_body;
+  std::optional<Error> refused;
+  if (!req)
+    refused = make_error("bad request: {}", req.error().message);
+  else if (r.close)
+    refused = make_error("refused {} {}: {}", req->method.substr(0, 16), r.status,
+                         r.text_body.substr(0, r.text_body.size() - 1));
   auto self = shared_from_this();
-  conn_->write(
-      std::span(reinterpret_cast<const std::uint8_t*>(head_.data()), head_.size()),
-      [self, r, keep_alive, file, bad = !req](Result<std::size_t> w) {
-        if (!w) return self->finish(w.error());
-        if (bad) return self->finish(make_error("bad request"));
-        if (r.pattern_body) return self->send_pattern(0, r.body_length, keep_alive);
-        if (!file) return self->after_response(keep_alive);
-        self->conn_->send_file(self->file_.fd.get(), 0, self->file_.size,
-                               [self, keep_alive](Result<std::size_t> s) {
-                                 self->file_ = {};
-                                 if (!s) return self->finish(s.error());
-                                 self->after_response(keep_alive);
-                               });
-      });
+  conn_->write(bytes_of(head_), [self, r, keep_alive, file, body, refused](Result<std::size_t> w) {
+    if (!w) return self->finish(w.error());
+    if (refused) return self->finish(*refused, /*drain=*/true);
+    if (body && r.pattern_body) return self->send_pattern(0, r.body_length, keep_alive);
+    if (!body || !file) {
+      self->file_ = {};
+      return self->after_response(keep_alive);
+    }
+    self->conn_->send_file(self->file_.fd.get(), 0, self->file_.size,
+                           [self, keep_alive](Result<std::size_t> s) {
+                             self->file_ = {};
+                             if (!s) return self->finish(s.error());
+                             self->after_response(keep_alive);
+                           });
+  });
 }
 
 void HttpSession::send_pattern(std::uint64_t offset, std::uint64_t length, bool keep_alive) {

@@ -1,5 +1,7 @@
 // One `serve` connection on an engine: HTTP/1.1 requests answered in turn (keep-alive), or
-// --echo. Files from --root go out with send_file (spliced on the kernel path).
+// --echo. Files from --root go out with send_file (spliced on the kernel path). A request's
+// Content-Length body is skipped before the answer; a request serve refuses (405, 501, 400,
+// 431) is answered with "Connection: close" and ends the connection, its body never parsed.
 #pragma once
 
 #include <functional>
@@ -31,11 +33,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void next_request();
+  void skip_body();
   void respond(Result<http::Request> req);
   void send_pattern(std::uint64_t offset, std::uint64_t length, bool keep_alive);
   void after_response(bool keep_alive);
   void echo();
-  void finish(Status st);
+  // close_notify and the end; with `drain`, what the peer still sends is read and dropped
+  // first (bounded), so that our last answer is not lost to a reset.
+  void finish(Status st, bool drain = false);
+  void drain(std::uint64_t dropped, Status result);
 
   AsyncConnection::Ptr conn_;
   std::string peer_;
@@ -43,6 +49,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string in_;
   std::vector<std::uint8_t> buf_;
   std::string head_;
+  http::Request pending_;       // answered once its body is skipped
+  std::uint64_t body_left_ = 0;
   StaticFiles::File file_;
   bool finished_ = false;
 };

@@ -1,6 +1,7 @@
 // `wasi-ktls serve` run as a user runs it, on the host (no kTLS here: the userspace transport),
 // with our blocking Connection as the client: the accept loop under a connection cap and under
-// EMFILE, and the kernel probe before the workers.
+// EMFILE, HTTP framing (methods, request bodies, HEAD, Transfer-Encoding), --root entries that
+// are not regular files, and the kernel probe before the workers.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -138,6 +139,30 @@ Result<Connection> tls_client(std::uint16_t port,
   return tls_client(std::move(*tcp), handshake_timeout);
 }
 
+// Everything until the server's close_notify; `error` says why reading stopped otherwise.
+struct Received {
+  std::string data;
+  std::string error;
+  bool closed = false;  // close_notify arrived
+};
+
+Received read_until_close(Connection& c) {
+  Received r;
+  std::vector<std::uint8_t> buf(65536);
+  for (;;) {
+    auto n = c.read(buf);
+    if (!n) {
+      r.error = n.error().message;
+      return r;
+    }
+    if (*n == 0) {
+      r.closed = true;
+      return r;
+    }
+    r.data.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+}
+
 struct Reply {
   http::Response response;
   std::string head;
@@ -183,6 +208,20 @@ std::string pattern(std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 251);
   return s;
 }
+
+// A fresh directory, removed with everything in it however the test ends.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "serve-test.XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 // The engines serve can run on; the accept loop differs between them.
 const std::string kEngines[] = {"io_uring", "poll"};
@@ -291,4 +330,118 @@ TEST_CASE("serve backs off on EMFILE (no spin, no log flood) and serves once fds
     CHECK_MESSAGE(count_of(s.log(), "Too many open files") == 1,
                   "one line per backoff episode\nlog:\n" << tail(s.log()));
   }
+}
+
+TEST_CASE("serve --root: a FIFO is refused at once (403) and the worker keeps serving") {
+  TempDir root;
+  const std::filesystem::path& dir = root.path;
+  REQUIRE(::mkfifo((dir / "fifo").c_str(), 0644) == 0);
+  std::ofstream(dir / "a.txt") << "hello from a file\n";
+  {
+    Serve s = start_serve({"--threads", "1", "--root", dir.string()});
+    auto c = tls_client(s.port);
+    REQUIRE_MESSAGE(c.ok(), message_of(c));
+    REQUIRE(c->write("GET /fifo HTTP/1.1\r\nHost: x\r\n\r\n").ok());
+    std::string pending;
+    auto fifo = read_reply(*c, pending);
+    REQUIRE_MESSAGE(fifo.ok(),
+                    "GET of a FIFO: " << message_of(fifo) << "\nlog:\n" << tail(s.log()));
+    CHECK(fifo->response.status == 403);
+    REQUIRE(c->write("GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    auto file = read_reply(*c, pending);
+    REQUIRE_MESSAGE(file.ok(), message_of(file));
+    CHECK(file->response.status == 200);
+    CHECK(file->body == "hello from a file\n");
+
+    auto other = tls_client(s.port);
+    REQUIRE_MESSAGE(other.ok(), "a new connection after the FIFO: " << message_of(other));
+    REQUIRE(other->write("GET /bytes/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    std::string p2;
+    auto bytes = read_reply(*other, p2);
+    REQUIRE_MESSAGE(bytes.ok(), message_of(bytes));
+    CHECK(bytes->body == pattern(3));
+  }
+}
+
+TEST_CASE("serve: a POST whose body is a request gets exactly one answer, 405, then close") {
+  Serve s = start_serve({"--threads", "1"});
+  auto c = tls_client(s.port);
+  REQUIRE_MESSAGE(c.ok(), message_of(c));
+  const std::string body = "GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(c->write(fmt::format("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+                               body.size(), body))
+              .ok());
+  Received r = read_until_close(*c);
+  INFO("received:\n" << r.data << "\nread stopped by: " << r.error);
+  CHECK(r.closed);
+  CHECK(count_of(r.data, "HTTP/1.1 ") == 1);
+  CHECK(r.data.starts_with("HTTP/1.1 405 "));
+  CHECK(r.data.find("\r\nAllow: GET, HEAD\r\n") != std::string::npos);
+  CHECK(r.data.find("\r\nConnection: close\r\n") != std::string::npos);
+}
+
+TEST_CASE("serve: a GET's Content-Length body is skipped; the next request is answered") {
+  Serve s = start_serve({"--threads", "1"});
+  auto c = tls_client(s.port);
+  REQUIRE_MESSAGE(c.ok(), message_of(c));
+  const std::string body = "GET /bytes/7 HTTP/1.1\r\n\r\n";  // not a request: body bytes
+  REQUIRE(c->write(fmt::format("GET /bytes/10 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}"
+                               "GET /bytes/20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                               body.size(), body))
+              .ok());
+  Received r = read_until_close(*c);
+  INFO("received:\n" << r.data << "\nread stopped by: " << r.error);
+  CHECK(r.closed);
+  REQUIRE(count_of(r.data, "HTTP/1.1 ") == 2);
+  std::string pending = r.data;
+  for (std::size_t n : {10, 20}) {
+    auto head = http::head_length(pending);
+    REQUIRE((head.ok() && *head > 0));
+    auto resp = http::parse_response(pending.substr(0, *head));
+    REQUIRE(resp.ok());
+    CHECK(resp->status == 200);
+    CHECK(resp->content_length == n);
+    CHECK(pending.substr(*head, n) == pattern(n));
+    pending.erase(0, *head + n);
+  }
+  CHECK(pending.empty());
+}
+
+TEST_CASE("serve: HEAD gets the GET's head and no body; the connection goes on") {
+  Serve s = start_serve({"--threads", "1"});
+  auto c = tls_client(s.port);
+  REQUIRE_MESSAGE(c.ok(), message_of(c));
+  REQUIRE(c->write("HEAD /bytes/100 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /bytes/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+              .ok());
+  std::string pending;
+  auto head = read_reply(*c, pending, /*head_request=*/true);
+  REQUIRE_MESSAGE(head.ok(), message_of(head));
+  CHECK(head->response.status == 200);
+  CHECK(head->response.content_length == 100u);
+  auto get = read_reply(*c, pending);
+  REQUIRE_MESSAGE(get.ok(), message_of(get) << "\nafter HEAD: " << head->head);
+  CHECK(get->response.status == 200);
+  CHECK(get->body == pattern(5));
+  Received rest = read_until_close(*c);
+  CHECK(rest.closed);
+  CHECK((pending + rest.data).empty());
+}
+
+TEST_CASE("serve: a request with Transfer-Encoding is refused (501) and the connection closed") {
+  Serve s = start_serve({"--threads", "1"});
+  auto c = tls_client(s.port);
+  REQUIRE_MESSAGE(c.ok(), message_of(c));
+  // The chunk is a request: parsed as one, it would get a second answer.
+  const std::string chunk = "GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(c->write(fmt::format("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "{:x}\r\n{}\r\n0\r\n\r\n",
+                               chunk.size(), chunk))
+              .ok());
+  Received r = read_until_close(*c);
+  INFO("received:\n" << r.data << "\nread stopped by: " << r.error);
+  CHECK(r.closed);
+  CHECK(count_of(r.data, "HTTP/1.1 ") == 1);
+  CHECK(r.data.starts_with("HTTP/1.1 501 "));
+  CHECK(r.data.find("\r\nConnection: close\r\n") != std::string::npos);
 }

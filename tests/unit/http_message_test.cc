@@ -77,3 +77,65 @@ TEST_CASE("responses: status, length, chunked") {
   ChunkedDecoder bad;
   CHECK_FALSE(bad.feed("zz\r\n", out).ok());
 }
+
+TEST_CASE("request bodies: Content-Length is framed, conflicts and Transfer-Encoding are not") {
+  auto get = parse_request("GET /bytes/1 HTTP/1.1\r\nContent-Length: 26\r\n\r\n");
+  REQUIRE(get.ok());
+  CHECK(get->content_length == 26);
+  CHECK_FALSE(get->transfer_encoding);
+  CHECK_FALSE(route(*get).close);  // served; the session skips the 26 bytes
+
+  auto none = parse_request("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(none.ok());
+  CHECK(none->content_length == 0);
+
+  auto same = parse_request("GET / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n");
+  REQUIRE(same.ok());
+  CHECK(same->content_length == 5);
+  CHECK_FALSE(
+      parse_request("GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").ok());
+  CHECK_FALSE(parse_request("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").ok());
+  CHECK_FALSE(parse_request("GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n").ok());
+  CHECK_FALSE(parse_request("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n").ok());
+  CHECK_FALSE(parse_request(
+                  "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+                  .ok());
+
+  auto te = parse_request("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  REQUIRE(te.ok());
+  CHECK(te->transfer_encoding);
+  Route r = route(*te);
+  CHECK(r.status == 501);
+  CHECK(r.close);
+  std::string head = response_head(r, /*keep_alive=*/true);
+  CHECK(head.starts_with("HTTP/1.1 501 Not Implemented\r\n"));
+  CHECK(head.find("Connection: close\r\n") != std::string::npos);
+}
+
+TEST_CASE("methods: GET and HEAD are served, anything else is 405 with Allow, then close") {
+  for (const char* m : {"POST", "PUT", "DELETE", "OPTIONS", "get"}) {
+    INFO(m);
+    auto req = parse_request(std::string(m) + " / HTTP/1.1\r\nContent-Length: 3\r\n\r\n");
+    REQUIRE(req.ok());
+    Route r = route(*req);
+    CHECK(r.status == 405);
+    CHECK(r.close);
+    CHECK_FALSE(r.head_only);
+    std::string head = response_head(r, /*keep_alive=*/true);
+    CHECK(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+    CHECK(head.find("\r\nAllow: GET, HEAD\r\n") != std::string::npos);
+    CHECK(head.find("\r\nConnection: close\r\n") != std::string::npos);
+  }
+  auto head_req = parse_request("HEAD /bytes/100 HTTP/1.1\r\n\r\n");
+  REQUIRE(head_req.ok());
+  Route h = route(*head_req);
+  CHECK(h.status == 200);
+  CHECK(h.head_only);
+  CHECK_FALSE(h.close);
+  CHECK(h.body_length == 100);  // the GET's length; the session sends no body
+  CHECK(response_head(h, true).find("Content-Length: 100\r\nConnection: keep-alive\r\n") !=
+        std::string::npos);
+  Route get = route({"GET", "/bytes/100"});
+  CHECK_FALSE(get.head_only);
+  CHECK(response_head(get, true).find("Allow:") == std::string::npos);
+}
