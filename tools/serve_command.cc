@@ -249,14 +249,13 @@ class Worker {
   std::uint64_t unlogged_cap_pauses_ = 0;
 };
 
-Status run_worker(Shared& sh, unsigned index, std::uint16_t port, EngineKind kind) {
-  auto listener = tcp_listen(sh.options.listen, port, /*reuse_port=*/true);
-  if (!listener) return listener.error();
+// `listener` closes when the worker ends, even early: connections then go to the others.
+Status run_worker(Shared& sh, unsigned index, UniqueFd listener, EngineKind kind) {
   auto choice = make_engine(kind, engine_queue_depth(sh.options.max_connections_per_worker));
   if (!choice) return choice.error();
   log_line(fmt::format("worker {}: engine {}{}", index, choice->engine->name(),
                        choice->reason.empty() ? "" : " (" + choice->reason + ")"));
-  Worker w(sh, index, *choice->engine, listener->get());
+  Worker w(sh, index, *choice->engine, listener.get());
   return w.run();
 }
 
@@ -307,25 +306,36 @@ int run_serve(const ServeOptions& o) {
   // the other workers block on it.
   log_line(probe_summary(kernel_probe()));
 
-  // Bind once to learn the port (0 means any); the workers then share it with SO_REUSEPORT.
-  auto probe_listener = tcp_listen(o.listen, o.port, /*reuse_port=*/true);
-  if (!probe_listener) return fail(probe_listener.error().message, 1);
-  auto port = local_port(probe_listener->get());
-  if (!port) return fail(port.error().message, 1);
+  // Every worker's listener is made before any worker runs: the first learns the port (0:
+  // any free one), the others join it (SO_REUSEPORT). A connection that comes before its
+  // worker's engine is up waits in that listener's backlog. (A listener opened only to learn
+  // the port and then closed resets the connections the kernel queued on it meanwhile.)
   unsigned threads = o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<UniqueFd> listeners;
+  std::uint16_t port = o.port;
+  for (unsigned i = 0; i < threads; ++i) {
+    auto listener = tcp_listen(o.listen, port, /*reuse_port=*/true);
+    if (!listener) return fail(listener.error().message, 1);
+    if (i == 0) {
+      auto bound = local_port(listener->get());
+      if (!bound) return fail(bound.error().message, 1);
+      port = *bound;
+    }
+    listeners.push_back(std::move(*listener));
+  }
 
   Shared sh{o, *ctx, *copts, {}, {}, {}};
   sh.session_config.files = files ? &*files : nullptr;
   sh.session_config.echo = o.echo;
   log_line(fmt::format("serving {} on {}:{} with {} thread(s) (backend {})",
-                       o.echo ? "echo" : "HTTP/1.1", o.listen, *port, threads,
+                       o.echo ? "echo" : "HTTP/1.1", o.listen, port, threads,
                        to_string(copts->backend)));
 
   std::vector<std::thread> workers;
   std::vector<Status> results(threads);
   for (unsigned i = 0; i < threads; ++i)
-    workers.emplace_back([&, i] { results[i] = run_worker(sh, i, *port, *kind); });
-  probe_listener->reset();  // the workers' listeners take the connections from here on
+    workers.emplace_back(
+        [&, i] { results[i] = run_worker(sh, i, std::move(listeners[i]), *kind); });
   for (auto& w : workers) w.join();
   for (const Status& r : results)
     if (!r) return fail(r.error().message, 1);
