@@ -32,21 +32,41 @@ tools/make-test-pki "$pki" >/dev/null || { echo "make-test-pki failed"; exit 1; 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-wait_port() {  # wait_port PORT: up to 10 s
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+# Every wait is for a condition, polled, with a bound: on a loaded machine a server takes as
+# long as it takes to listen, and a log line comes when the connection has ended.
+wait_until() {  # wait_until SECONDS COMMAND...: true once COMMAND is, false after SECONDS
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
     sleep 0.1
   done
-  return 1
 }
+# listening PORT: a socket listens on PORT. Read from /proc/net, not by connecting: a probe
+# connection would be a failed handshake in serve's log and count towards --connections.
+listening() {
+  local files=() f
+  for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && files+=("$f"); done
+  awk -v port="$(printf ':%04X' "$1")" \
+    'substr($2, length($2) - 4) == port && $4 == "0A" { found = 1 } END { exit !found }' \
+    "${files[@]}"
+}
+wait_listening() { wait_until 30 listening "$1"; }  # wait_listening PORT
+# wait_log FILE REGEX [COUNT]: FILE has COUNT (default 1) lines matching REGEX (grep -E).
+log_has() { [[ $(grep -cE -- "$2" "$1" 2>/dev/null) -ge ${3:-1} ]]; }
+wait_log() { wait_until 60 log_has "$@"; }
 
 # --- our serve, curl as the client (TLS 1.3 and 1.2) ----------------------------------
 port=9443
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $port \
   --backend ktls 2>"$work/serve.log" &
 pids+=($!)
-check "serve listens" wait_port $port
-# wait_port's probe connection is logged as a failed handshake; it carries no TLS.
+check "serve listens" wait_listening $port
+probe_before_workers() {  # probe_before_workers LOG
+  wait_log "$1" '^worker ' &&
+    awk '/^kernel probe: / && !w { p = 1 } /^worker / { w = 1 } END { exit !(p && w) }' "$1"
+}
+check "serve logged its kernel probe before its workers" probe_before_workers "$work/serve.log"
 
 tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw)
 for v in 1.3 1.2; do
@@ -56,9 +76,8 @@ for v in 1.3 1.2; do
 done
 curl -sS --max-time 60 --cacert "$pki/ca.pem" "https://localhost:$port/" -o "$work/root.txt"
 check "curl GET / from serve" grep -q 'GET /bytes/N' "$work/root.txt"
-sleep 0.5
 check "serve logged backend=ktls for every curl connection" \
-  test "$(grep -c 'backend=ktls .* ok$' "$work/serve.log")" -ge 3
+  wait_log "$work/serve.log" 'backend=ktls .* ok$' 3
 check "serve logged TLS 1.2 and 1.3" \
   sh -c "grep -q 'version=1.2 ' '$work/serve.log' && grep -q 'version=1.3 ' '$work/serve.log'"
 check "tls_stat: serve's kTLS TX and RX sessions counted" \
@@ -73,10 +92,11 @@ for engine in io_uring poll; do
   "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $fport --root "$work/root" \
     --backend ktls --engine $engine --connections 1 2>"$work/serve-root-$engine.log" &
   pids+=($!)
-  sleep 0.5
+  check "serve --root ($engine engine) listens" wait_listening $fport
   tx_before=$(stat_of TlsTxSw)
   curl -sS --max-time 120 --cacert "$pki/ca.pem" "https://localhost:$fport/big.bin" \
     -o "$work/big-$engine.bin"
+  wait_log "$work/serve-root-$engine.log" 'backend=ktls .* out=671089[0-9][0-9] ok'
   check "send_file ($engine engine): 64 MiB file arrives intact at curl over kTLS" \
     sh -c "cmp -s '$work/root/big.bin' '$work/big-$engine.bin' &&
            grep -q 'engine $engine' '$work/serve-root-$engine.log' &&
@@ -90,7 +110,7 @@ ln -s "$work/outside/secret.txt" "$work/root/link.txt"
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $((port + 12)) \
   --root "$work/root" --connections 2 2>"$work/serve-escape.log" &
 pids+=($!)
-sleep 0.5
+check "serve --root (escapes) listens" wait_listening $((port + 12))
 code1=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is --cacert "$pki/ca.pem" \
   "https://localhost:$((port + 12))/../outside/secret.txt")
 code2=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
@@ -99,15 +119,14 @@ check "serve --root refuses .. and symlinks out of the root (403, 403): got $cod
   test "$code1$code2" = 403403
 
 # --- keep-alive: two requests on one connection ------------------------------------------------
-# (--connections counts wait_port's probe connection too.)
 kport=$((port + 13))
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $kport --backend ktls \
-  --connections 2 2>"$work/serve-keepalive.log" &
+  --connections 1 2>"$work/serve-keepalive.log" &
 pids+=($!)
-check "keep-alive serve listens" wait_port $kport
+check "keep-alive serve listens" wait_listening $kport
 curl -sS --max-time 60 --cacert "$pki/ca.pem" "https://localhost:$kport/bytes/300000" \
   "https://localhost:$kport/bytes/200000" -o "$work/ka1.bin" -o "$work/ka2.bin"
-sleep 0.5
+wait_log "$work/serve-keepalive.log" '^peer='
 check "keep-alive: both responses right, over one kTLS connection" \
   sh -c "[ \$(grep -c 'backend=ktls' '$work/serve-keepalive.log') = 1 ] &&
          grep -q 'out=500[0-9][0-9][0-9] ok' '$work/serve-keepalive.log'"
@@ -117,9 +136,9 @@ check "keep-alive: second body" pattern_ok "$work/ka2.bin" 200000
 # --- serve --echo, with Python's ssl module (OpenSSL) as the client ------------------------------
 eport=$((port + 14))
 "$bin" serve --echo --cert "$pki/server.pem" --key "$pki/server.key" --port $eport \
-  --backend ktls --connections 2 2>"$work/serve-echo.log" &
+  --backend ktls --connections 1 2>"$work/serve-echo.log" &
 pids+=($!)
-check "echo serve listens" wait_port $eport
+check "echo serve listens" wait_listening $eport
 python3 - "$eport" "$pki/ca.pem" >"$work/echo.out" 2>&1 <<'PY'
 import os, socket, ssl, sys
 port, ca = int(sys.argv[1]), sys.argv[2]
@@ -140,7 +159,7 @@ with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
         s.unwrap()  # our close_notify; serve answers with its own
         print("echo", "ok" if bytes(got) == data else "MISMATCH", len(got))
 PY
-sleep 0.5
+wait_log "$work/serve-echo.log" '^peer='
 check "serve --echo returns 1 MB intact to a Python ssl client, over kTLS" \
   sh -c "grep -q '^echo ok 1000000' '$work/echo.out' &&
          grep -q 'backend=ktls in=1000000 out=1000000 ok' '$work/serve-echo.log'"
@@ -148,17 +167,16 @@ check "serve --echo returns 1 MB intact to a Python ssl client, over kTLS" \
 # --- serve --require-client-cert: curl with and without a client certificate ---------------------
 mport=$((port + 15))
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --ca "$pki/ca.pem" \
-  --require-client-cert --port $mport --connections 3 2>"$work/serve-mtls.log" &
+  --require-client-cert --port $mport --connections 2 2>"$work/serve-mtls.log" &
 pids+=($!)
-check "mTLS serve listens" wait_port $mport
+check "mTLS serve listens" wait_listening $mport
 curl -sS --max-time 30 --cacert "$pki/ca.pem" --cert "$pki/client.pem" --key "$pki/client.key" \
   "https://localhost:$mport/bytes/1000" -o "$work/mtls.bin"
 check "mTLS: a client with a certificate gets the bytes" pattern_ok "$work/mtls.bin" 1000
 curl -s --max-time 30 --cacert "$pki/ca.pem" "https://localhost:$mport/bytes/1000" \
   -o "$work/nocert.bin"
-sleep 0.5
 check "mTLS: a client without a certificate is refused, and the log says why" \
-  grep -q 'peer did not return a certificate' "$work/serve-mtls.log"
+  wait_log "$work/serve-mtls.log" 'peer did not return a certificate'
 
 # --- our fetch against our serve (both ends kTLS) -----------------------------------------
 for v in 1.2 1.3; do
@@ -173,7 +191,7 @@ sport=9444
 openssl s_server -quiet -www -accept $sport -cert "$pki/server.pem" -key "$pki/server.key" \
   </dev/null >"$work/s_server.log" 2>&1 &
 pids+=($!)
-sleep 0.5
+check "openssl s_server listens" wait_listening $sport
 "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" "https://localhost:$sport/" \
   -o "$work/s_server.html" 2>"$work/fetch-s_server.err"
 check "fetch from openssl s_server -www over kTLS" \
@@ -209,7 +227,7 @@ http {
 NGINX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 pids+=($!)
-check "nginx listens" wait_port $nport
+check "nginx listens" wait_listening $nport
 for v in 1.2 1.3; do
   "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \
     "https://localhost:$nport/blob" -o "$work/nginx-$v.bin" 2>"$work/fetch-nginx-$v.err"
