@@ -464,3 +464,13 @@ TEST_CASE("a kTLS read that times out is an error and the connection goes on") {
   CHECK(r.error().sys_errno == ETIMEDOUT);
   transfer(**h.server, **h.client, random_bytes(1000, 32));
 }
+
+TEST_CASE("one reader and one writer thread per connection, at once (kTLS)") {
+  PairExpect expect;
+  expect.client_options = expect.server_options = kernel_only();
+  expect.established = [](const Connection& client, const Connection& server) {
+    require_kernel(client);
+    require_kernel(server);
+  };
+  reader_and_writer_threads(expect, 16u << 20);
+}

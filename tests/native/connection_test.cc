@@ -288,3 +288,8 @@ TEST_CASE("every wait is bounded: a silent peer times out the handshake and read
     transfer(**h.server, **h.client, random_bytes(1000, 22), "server -> client after timeout");
   }
 }
+
+TEST_CASE("one reader and one writer thread per connection, at once (userspace)") {
+  PairExpect expect;
+  reader_and_writer_threads(expect, 16u << 20);
+}

@@ -23,4 +23,9 @@ struct PairExpect {
 // byte counts, close_notify both ways (idempotent; a write after it refused), no fd leaked.
 void exchange_every_payload(TlsVersion v, Cipher c, const PairExpect& expect);
 
+// One reader thread and one writer thread on each end at once (full duplex, `bytes` each way,
+// checked), then the peer ends the stream badly while a writer is blocked on a full socket:
+// every call returns an error or its data, nothing crashes or hangs. Run under TSan too.
+void reader_and_writer_threads(const PairExpect& expect, std::size_t bytes);
+
 }  // namespace wasi_ktls::test
