@@ -123,7 +123,15 @@ Status load_trust(SSL_CTX* ctx, const Policy& p, Role role) {
   if (!p.ca_dir.empty() && SSL_CTX_load_verify_dir(ctx, p.ca_dir.c_str()) != 1)
     return make_error("cannot use CA directory {}: {}", p.ca_dir,
                       reason_or(drain_openssl_errors(), "unusable"));
-  if (p.ca.empty() && p.ca_dir.empty() && SSL_CTX_set_default_verify_paths(ctx) != 1)
+  if (!p.ca.empty() || !p.ca_dir.empty()) return {};
+  // The public web PKI vouches for names, not for who may connect: any certificate a public
+  // CA issued to anyone would pass.
+  if (role == Role::server)
+    return make_error(
+        "client_auth {} needs a CA (Policy::ca or ca_dir) to verify client certificates with; "
+        "the system trust store is not used for clients",
+        p.client_auth == ClientAuth::required ? "required" : "optional");
+  if (SSL_CTX_set_default_verify_paths(ctx) != 1)
     return make_error("cannot load the system trust store: {}", drain_openssl_errors());
   return {};
 }

@@ -1,5 +1,5 @@
 // What a user configures for TLS, and the OpenSSL context built from it once.
-// Secure by default: peers are verified against the system trust store unless told otherwise;
+// Secure by default: servers are verified against the system trust store unless told otherwise;
 // only AEAD suites the kernel can carry are offered.
 #pragma once
 
@@ -40,7 +40,8 @@ inline constexpr const char* kDefaultTls12Ciphers =
 
 struct Policy {
   // Trust anchors for verifying the peer: CA certificates (file or PEM text) and/or a hashed
-  // CA directory. With neither, the system trust store is used.
+  // CA directory. With neither, a client uses the system trust store; a server that asks for
+  // client certificates must have one or the other.
   PemSource ca;
   std::string ca_dir;
 
@@ -52,7 +53,8 @@ struct Policy {
   PemSource certificate_chain;
   PemSource private_key;
 
-  // Server: whether to ask for and verify a client certificate (against `ca`/`ca_dir`).
+  // Server: whether to ask for and verify a client certificate (against `ca`/`ca_dir`, never
+  // the system trust store).
   ClientAuth client_auth = ClientAuth::none;
 
   // ALPN protocol names. Client: offered in order. Server: its preference order.

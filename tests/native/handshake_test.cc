@@ -14,6 +14,7 @@
 
 #include "handshake/key_schedule.h"
 #include "handshake/session.h"
+#include "tests/support/message_of.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_contexts.h"
 #include "tests/support/tls_matrix.h"
@@ -584,6 +585,39 @@ TEST_CASE("policy errors name what is wrong") {
   CHECK(err(Role::client, c).find("no usable TLS 1.2 cipher") != std::string::npos);
   c = Policy{};  // system trust store by default
   CHECK(err(Role::client, c) == "(created)");
+}
+
+TEST_CASE("client_auth needs a CA of its own: the system trust store never vouches for clients") {
+  for (ClientAuth auth : {ClientAuth::optional, ClientAuth::required}) {
+    Policy p = server_policy(pki().server_cert, pki().server_key);
+    p.client_auth = auth;
+    auto none = TlsContext::create(Role::server, p);
+    CHECK_MESSAGE(!none.ok(), "created: client certificates would be checked against the "
+                              "system's public web PKI");
+    if (!none.ok()) {
+      const char* name = auth == ClientAuth::required ? "required" : "optional";
+      CHECK_MESSAGE(none.error().message.find(std::string("client_auth ") + name) !=
+                        std::string::npos,
+                    none.error().message);
+      CHECK_MESSAGE(none.error().message.find("needs a CA (Policy::ca or ca_dir)") !=
+                        std::string::npos,
+                    none.error().message);
+      CHECK_MESSAGE(none.error().message.find("system trust store is not used") !=
+                        std::string::npos,
+                    none.error().message);
+    }
+    p.ca_dir = pki().dir;  // a CA directory alone is enough
+    auto dir = TlsContext::create(Role::server, p);
+    CHECK_MESSAGE(dir.ok(), test::message_of(dir));
+    p.ca_dir.clear();
+    p.ca = PemSource::file(pki().ca);
+    auto file = TlsContext::create(Role::server, p);
+    CHECK_MESSAGE(file.ok(), test::message_of(file));
+  }
+  // Without client certificates a server verifies nothing and needs no CA.
+  auto plain =
+      TlsContext::create(Role::server, server_policy(pki().server_cert, pki().server_key));
+  CHECK_MESSAGE(plain.ok(), test::message_of(plain));
 }
 
 TEST_CASE("a suite the kernel path cannot carry: handshake works, take_keys says why") {
