@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
@@ -15,6 +16,7 @@
 #include "handshake/key_schedule.h"
 #include "handshake/session.h"
 #include "tests/support/message_of.h"
+#include "tests/support/process_memory.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/tls_contexts.h"
 #include "tests/support/tls_matrix.h"
@@ -638,4 +640,42 @@ TEST_CASE("a suite the kernel path cannot carry: handshake works, take_keys says
   auto got = Pair::receive(pair.server.session, pair.c2s);
   REQUIRE(got.ok());
   CHECK(*got == "ccm");
+}
+
+namespace {
+
+constexpr std::uint8_t kMask = 0x5A;
+
+// Masked random bytes, distinct for each seed: short pieces of them still occur nowhere else.
+std::vector<std::uint8_t> masked_bytes(std::size_t n, std::uint32_t seed) {
+  std::vector<std::uint8_t> out(n);
+  for (auto& b : out) {
+    seed = seed * 1664525 + 1013904223;
+    b = static_cast<std::uint8_t>(seed >> 24);
+  }
+  return out;
+}
+
+bool in_memory(std::span<const std::uint8_t> masked_needle,
+               test::MemoryScanStats* stats = nullptr) {
+  auto found = test::process_memory_contains_masked(masked_needle, kMask, stats);
+  REQUIRE_MESSAGE(found.ok(), test::message_of(found));
+  return *found;
+}
+
+}  // namespace
+
+TEST_CASE("the memory scan finds live bytes, on the heap and on the stack, and not wiped ones") {
+  auto masked = masked_bytes(48, 1);
+  std::vector<std::uint8_t> heap(masked.size());
+  for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = masked[i] ^ kMask;
+  CHECK(in_memory(masked));
+  OPENSSL_cleanse(heap.data(), heap.size());
+  CHECK_FALSE(in_memory(masked));
+
+  auto on_stack = masked_bytes(24, 2);
+  std::uint8_t local[24];
+  for (std::size_t i = 0; i < sizeof local; ++i) local[i] = on_stack[i] ^ kMask;
+  CHECK(in_memory(on_stack));
+  OPENSSL_cleanse(local, sizeof local);
 }
