@@ -1,15 +1,72 @@
 #include "handshake/policy.h"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <utility>
+
 #include "handshake/openssl_error.h"
 #include "handshake/session.h"
 
 namespace wasi_ktls {
+
+namespace {
+
+// Every byte the string owns: past size() lies what a longer earlier value left, and a short
+// string lives inside the std::string object itself, where a move copies it from.
+void wipe(std::string& s) noexcept {
+  s.resize(s.capacity());  // within capacity: no reallocation
+  OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
+}  // namespace
+
+PemSource PemSource::file(std::string path) {
+  PemSource s;
+  s.kind = Kind::file;
+  s.value = std::move(path);
+  wipe(path);
+  return s;
+}
+
+PemSource PemSource::data(std::string pem) {
+  PemSource s;
+  s.kind = Kind::data;
+  s.value = std::move(pem);
+  wipe(pem);
+  return s;
+}
+
+PemSource::PemSource(PemSource&& o) noexcept
+    : kind(std::exchange(o.kind, Kind::none)), value(std::move(o.value)) {
+  wipe(o.value);
+}
+
+PemSource& PemSource::operator=(const PemSource& o) {
+  if (this != &o) {
+    wipe(value);  // a longer text gets a new buffer: ours would be freed, or left inline, as is
+    kind = o.kind;
+    value = o.value;
+  }
+  return *this;
+}
+
+PemSource& PemSource::operator=(PemSource&& o) noexcept {
+  if (this != &o) {
+    wipe(value);  // taking over o's buffer leaves ours to `o`, or our inline bytes behind
+    kind = std::exchange(o.kind, Kind::none);
+    value = std::move(o.value);
+    wipe(o.value);
+  }
+  return *this;
+}
+
+PemSource::~PemSource() { wipe(value); }
 
 struct TlsContext::State {
   SSL_CTX* ctx = nullptr;

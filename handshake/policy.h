@@ -14,15 +14,25 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace wasi_ktls {
 
-// PEM text, from a file or from memory.
+// PEM text, from a file or from memory. The text may be a private key, so every PemSource
+// wipes what `value` held when it is destroyed, assigned to or moved from (a copy is a
+// PemSource too): freed memory keeps no copy. A string handed to data() by copy stays the
+// caller's to wipe; hand it over with std::move.
 struct PemSource {
   enum class Kind { none, file, data };
   Kind kind = Kind::none;
   std::string value;  // the path, or the PEM text itself
 
-  static PemSource file(std::string path) { return {Kind::file, std::move(path)}; }
-  static PemSource data(std::string pem) { return {Kind::data, std::move(pem)}; }
+  static PemSource file(std::string path);
+  static PemSource data(std::string pem);
   bool empty() const { return kind == Kind::none; }
+
+  PemSource() = default;
+  PemSource(const PemSource&) = default;
+  PemSource(PemSource&& o) noexcept;  // `o` is left empty (Kind::none)
+  PemSource& operator=(const PemSource& o);
+  PemSource& operator=(PemSource&& o) noexcept;
+  ~PemSource();
 };
 
 enum class ClientAuth {

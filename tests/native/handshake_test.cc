@@ -4,12 +4,16 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -646,6 +650,18 @@ namespace {
 
 constexpr std::uint8_t kMask = 0x5A;
 
+std::span<const std::uint8_t> bytes_in(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// Built in place from masked bytes, so that no other copy of the plain text exists.
+std::string unmasked(std::span<const std::uint8_t> masked) {
+  std::string out(masked.size(), '\0');
+  for (std::size_t i = 0; i < masked.size(); ++i)
+    out[i] = static_cast<char>(masked[i] ^ kMask);
+  return out;
+}
+
 // Masked random bytes, distinct for each seed: short pieces of them still occur nowhere else.
 std::vector<std::uint8_t> masked_bytes(std::size_t n, std::uint32_t seed) {
   std::vector<std::uint8_t> out(n);
@@ -653,6 +669,24 @@ std::vector<std::uint8_t> masked_bytes(std::size_t n, std::uint32_t seed) {
     seed = seed * 1664525 + 1013904223;
     b = static_cast<std::uint8_t>(seed >> 24);
   }
+  return out;
+}
+
+// The whole file through read(2) straight into the string: a stdio or iostream buffer would
+// leave a copy of it in freed memory.
+std::string read_unbuffered(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE_MESSAGE(fd >= 0, "cannot open " << path);
+  struct stat st {};
+  REQUIRE(::fstat(fd, &st) == 0);
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    REQUIRE(n > 0);
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
   return out;
 }
 
@@ -678,4 +712,152 @@ TEST_CASE("the memory scan finds live bytes, on the heap and on the stack, and n
   for (std::size_t i = 0; i < sizeof local; ++i) local[i] = on_stack[i] ^ kMask;
   CHECK(in_memory(on_stack));
   OPENSSL_cleanse(local, sizeof local);
+}
+
+TEST_CASE("PemSource wipes its text when destroyed, overwritten or moved from") {
+  // Short texts live inside the std::string object itself (no heap), long ones on the heap.
+  // Each is looked for by a piece that survives what std::string and malloc write into memory
+  // they let go of: a NUL where a moved-from string starts, the capacity over the first 8
+  // bytes of a short string's buffer, list pointers at the start of a freed block.
+  auto inner = [](const std::vector<std::uint8_t>& t) {
+    return t.size() > 100 ? std::span(t).subspan(100, 40) : std::span(t).subspan(8, 7);
+  };
+  const PemSource longer = PemSource::data(std::string(1000, 'z'));
+  {
+    auto t = masked_bytes(15, 10);
+    { PemSource s = PemSource::data(unmasked(t)); }
+    CHECK_FALSE(in_memory(inner(t)));
+  }
+  {
+    auto t = masked_bytes(300, 11);
+    {
+      PemSource s = PemSource::data(unmasked(t));
+      CHECK(in_memory(inner(t)));
+    }
+    CHECK_FALSE(in_memory(inner(t)));
+  }
+  {
+    auto t = masked_bytes(15, 12);
+    PemSource from = PemSource::data(unmasked(t));
+    { PemSource to = std::move(from); }
+    CHECK_FALSE(in_memory(inner(t)));  // while `from` lives on
+    CHECK(from.empty());
+  }
+  {
+    auto t = masked_bytes(15, 13);
+    PemSource from = PemSource::data(unmasked(t));
+    {
+      PemSource to;
+      to = std::move(from);
+    }
+    CHECK_FALSE(in_memory(inner(t)));  // while `from` lives on
+  }
+  for (std::size_t n : {15, 300}) {
+    CAPTURE(n);
+    auto t = masked_bytes(n, static_cast<std::uint32_t>(14 + n));
+    {
+      PemSource s = PemSource::data(unmasked(t));
+      s = longer;  // copied into a new buffer
+    }
+    CHECK_FALSE(in_memory(inner(t)));
+    auto u = masked_bytes(n, static_cast<std::uint32_t>(15 + n));
+    {
+      PemSource s = PemSource::data(unmasked(u));
+      s = PemSource::data(std::string(1000, 'y'));  // takes over another buffer
+    }
+    CHECK_FALSE(in_memory(inner(u)));
+  }
+  {
+    auto t = masked_bytes(300, 20);
+    {
+      Policy p;
+      p.private_key = PemSource::data(unmasked(t));
+      Policy q = p;
+      Policy r = std::move(q);
+      CHECK(in_memory(inner(t)));
+    }
+    CHECK_FALSE(in_memory(inner(t)));
+  }
+}
+
+// The private scalar of a P-256 key in PKCS#8 PEM, masked: the decoded form of the secret.
+// Decoded line by line where the text is (EVP_DecodeBlock keeps no state); the DER is wiped.
+std::vector<std::uint8_t> masked_ec_scalar(const std::string& pem, std::size_t body,
+                                           std::size_t end) {
+  std::vector<std::uint8_t> der(end - body);
+  std::size_t len = 0;
+  for (std::size_t line = body; line < end;) {
+    std::size_t nl = std::min(pem.find('\n', line), end);
+    int n = EVP_DecodeBlock(der.data() + len, bytes_in(pem).data() + line,
+                            static_cast<int>(nl - line));
+    REQUIRE(n >= 0);
+    len += static_cast<std::size_t>(n);
+    line = nl + 1;
+  }
+  // ECPrivateKey: version INTEGER 1, then privateKey OCTET STRING (32 bytes).
+  static constexpr std::uint8_t kBefore[] = {0x02, 0x01, 0x01, 0x04, 0x20};
+  auto at = std::search(der.begin(), der.begin() + static_cast<std::ptrdiff_t>(len),
+                        std::begin(kBefore), std::end(kBefore));
+  REQUIRE(at + sizeof kBefore + 32 <= der.begin() + static_cast<std::ptrdiff_t>(len));
+  auto scalar = test::masked(std::span(&*at + sizeof kBefore, 32), kMask);
+  OPENSSL_cleanse(der.data(), der.size());
+  return scalar;
+}
+
+TEST_CASE("an in-memory private key leaves no copy behind once its Policy is gone") {
+  // The CA's key: nothing else in this process loads it, so a copy found is one this path
+  // left.
+  std::vector<std::vector<std::uint8_t>> text;  // the whole base64 body, 40 bytes at a time
+  std::vector<std::uint8_t> scalar, scalar_reversed;
+  auto text_found = [&text] {
+    std::size_t n = 0;
+    for (const auto& piece : text) n += in_memory(piece);
+    return n;
+  };
+  {
+    std::string pem = read_unbuffered(pki().ca_key);
+    std::size_t body = pem.find('\n') + 1, end = pem.find("-----END");
+    REQUIRE(end != std::string::npos);
+    REQUIRE(end > body + 80);
+    // Pieces that another file of the test PKI has too prove nothing: earlier tests read
+    // those files and leave copies (the algorithm header every P-256 key starts with, the
+    // public key its certificate repeats).
+    const auto& k = pki();
+    std::vector<std::string> others;
+    for (const std::string* f : {&k.ca, &k.server_cert, &k.server_key, &k.client_cert,
+                                 &k.client_key, &k.expired_cert, &k.expired_key,
+                                 &k.wronghost_cert, &k.wronghost_key, &k.other_ca})
+      others.push_back(read_unbuffered(*f));
+    for (std::size_t at = body; at < end; at += 40) {
+      std::string_view piece = std::string_view(pem).substr(std::min(at, end - 40), 40);
+      if (std::none_of(others.begin(), others.end(), [piece](const std::string& o) {
+            return o.find(piece) != std::string::npos;
+          }))
+        text.push_back(test::masked(bytes_in(pem).subspan(std::min(at, end - 40), 40), kMask));
+    }
+    REQUIRE(text.size() >= 2);  // those that encode the private scalar at least
+    scalar = masked_ec_scalar(pem, body, end);
+    scalar_reversed.assign(scalar.rbegin(), scalar.rend());  // as OpenSSL's BIGNUM holds it
+    Policy p;
+    p.certificate_chain = PemSource::file(pki().ca);
+    p.private_key = PemSource::data(std::move(pem));
+    std::size_t seen = text_found();
+    REQUIRE_MESSAGE(seen == text.size(), "the scan does not see the key held by the Policy");
+    CHECK_FALSE(in_memory(scalar));
+    auto ctx = TlsContext::create(Role::server, p);
+    REQUIRE_MESSAGE(ctx.ok(), test::message_of(ctx));
+    CHECK(text_found() == text.size());  // the Policy still holds it
+    CHECK(in_memory(scalar_reversed));   // and the context the key
+  }
+  CHECK(text_found() == 0);
+  test::MemoryScanStats stats;
+  CHECK_FALSE(in_memory(scalar_reversed, &stats));
+  MESSAGE("scanned " << stats.mappings << " mappings, " << stats.bytes << " bytes; skipped "
+                     << stats.skipped_mappings << " over the size limit, "
+                     << stats.untouched_bytes << " bytes never written; "
+                     << stats.unreadable_bytes << " bytes unreadable");
+  // OpenSSL 3's EC key decoder frees the scalar it decoded without wiping it (openssl/openssl
+  // issue 32639): not ours to fix, but in sight.
+  WARN_FALSE_MESSAGE(in_memory(scalar),
+                     "OpenSSL left the decoded EC private key in freed memory (issue 32639)");
 }
