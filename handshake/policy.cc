@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "handshake/openssl_error.h"
+#include "handshake/openssl_memory.h"
 #include "handshake/session.h"
 
 namespace wasi_ktls {
@@ -231,6 +232,8 @@ int require_alpn(SSL* ssl, int* alert, void*) {
 }  // namespace
 
 Result<TlsContext> TlsContext::create(Role role, const Policy& p) {
+  // Also links openssl_memory.o, whose load-time initialiser makes OpenSSL wipe its frees.
+  (void)openssl_frees_are_wiped();
   auto st = std::make_shared<State>();
   st->role = role;
   st->ctx = SSL_CTX_new(role == Role::client ? TLS_client_method() : TLS_server_method());
