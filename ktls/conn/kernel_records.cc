@@ -12,7 +12,6 @@
 #include "handshake/key_schedule.h"
 #include "handshake/tls_codes.h"
 #include "ktls/record/install.h"
-#include "ktls/record/tls_uapi.h"
 
 namespace wasi_ktls {
 namespace {
@@ -88,7 +87,7 @@ void KernelRecords::complete(LaneOp& op, long r) {
       fatal_sent_ = true;
       return write_step(op);
     case TxStep::key_update: {
-      if (r != static_cast<long>(tx_iov_.iov_len))
+      if (r != static_cast<long>(tx_len_))
         return tx_fail(op, r > 0 ? -EIO : r, "sending KeyUpdate");
       budget_.add(1);
       auto next = next_key(Direction::tx);
@@ -117,7 +116,7 @@ void KernelRecords::complete(LaneOp& op, long r) {
       key_update_owed_ = false;
       return write_step(op);
     case TxStep::close_notify:
-      if (r != static_cast<long>(tx_iov_.iov_len))
+      if (r != static_cast<long>(tx_len_))
         return tx_fail(op, r > 0 ? -EIO : r, "sending close_notify");
       budget_.add(1);
       close_sent_ = true;
@@ -180,7 +179,9 @@ void KernelRecords::on_recv(LaneOp& op, long r) {
     // The next record is not data: the kernel keeps it queued for a recvmsg with room for
     // its record-type cmsg, and has it whole, so that recvmsg does not wait.
     rx_step_ = RxStep::recvmsg;
-    op.step = Step::with_msg(Step::Kind::recvmsg, control_msghdr());
+    if (!control_buf_) control_buf_.reset(new std::uint8_t[kControlBufSize]);
+    op.step = Step::with_msg(Step::Kind::recvmsg,
+                             rx_msg_.to_receive(std::span(control_buf_.get(), kControlBufSize)));
     return;
   }
   on_rx_error(op, r, "kTLS recv");
@@ -201,36 +202,12 @@ void KernelRecords::deliver(LaneOp& op, std::size_t n) {
   op.finish(n);
 }
 
-msghdr* KernelRecords::control_msghdr() {
-  if (!control_buf_) control_buf_.reset(new std::uint8_t[kControlBufSize]);
-  std::memset(rx_cmsg_, 0, sizeof(rx_cmsg_));
-  rx_iov_ = iovec{control_buf_.get(), kControlBufSize};
-  rx_msg_ = msghdr{};
-  rx_msg_.msg_iov = &rx_iov_;
-  rx_msg_.msg_iovlen = 1;
-  rx_msg_.msg_control = rx_cmsg_;
-  rx_msg_.msg_controllen = sizeof(rx_cmsg_);
-  return &rx_msg_;
-}
-
 void KernelRecords::on_recvmsg(LaneOp& op, long r) {
   if (r == 0) return rx_fail(op, truncation());
   if (r < 0) return on_rx_error(op, r, "kTLS recvmsg (control record)");
-  if (rx_msg_.msg_flags & MSG_CTRUNC) {
-    return fatal(op, make_error("kTLS recvmsg: the record-type cmsg was truncated (MSG_CTRUNC)"),
-                 alert_desc::internal_error);
-  }
-  std::uint8_t type = content_type::application_data;  // the kernel adds no cmsg for data
-  for (cmsghdr* c = CMSG_FIRSTHDR(&rx_msg_); c != nullptr; c = CMSG_NXTHDR(&rx_msg_, c)) {
-    if (c->cmsg_level != SOL_TLS || c->cmsg_type != TLS_GET_RECORD_TYPE ||
-        c->cmsg_len != CMSG_LEN(1)) {
-      return fatal(op,
-                   make_error("kTLS recvmsg: unexpected cmsg level {} type {}", c->cmsg_level,
-                              c->cmsg_type),
-                   alert_desc::internal_error);
-    }
-    type = *CMSG_DATA(c);
-  }
+  const auto got_type = rx_msg_.received_type();
+  if (!got_type) return fatal(op, got_type.error(), alert_desc::internal_error);
+  const std::uint8_t type = *got_type;
   const auto len = static_cast<std::size_t>(r);
   // The buffer goes when this record is dealt with: an idle connection holds none.
   const std::unique_ptr<std::uint8_t[]> record = std::move(control_buf_);
@@ -243,7 +220,7 @@ void KernelRecords::on_recvmsg(LaneOp& op, long r) {
     pending_pos_ = 0;
     return deliver(op, now);
   }
-  if (len > kMaxRecordPlaintext || !(rx_msg_.msg_flags & MSG_EOR)) {
+  if (len > kMaxRecordPlaintext || !(rx_msg_.flags() & MSG_EOR)) {
     return fatal(op,
                  make_error(ErrorKind::protocol,
                             "kTLS recvmsg: control record of type {} larger than {} bytes "
@@ -314,20 +291,10 @@ void KernelRecords::rx_fail(LaneOp& op, Error e) {
 void KernelRecords::send_control(LaneOp& op, TxStep what, std::uint8_t type,
                                  std::initializer_list<std::uint8_t> payload) {
   std::copy(payload.begin(), payload.end(), tx_payload_.begin());
-  std::memset(tx_cmsg_, 0, sizeof(tx_cmsg_));
-  tx_iov_ = iovec{tx_payload_.data(), payload.size()};
-  tx_msg_ = msghdr{};
-  tx_msg_.msg_iov = &tx_iov_;
-  tx_msg_.msg_iovlen = 1;
-  tx_msg_.msg_control = tx_cmsg_;
-  tx_msg_.msg_controllen = sizeof(tx_cmsg_);
-  cmsghdr* c = CMSG_FIRSTHDR(&tx_msg_);
-  c->cmsg_level = SOL_TLS;
-  c->cmsg_type = TLS_SET_RECORD_TYPE;
-  c->cmsg_len = CMSG_LEN(1);
-  *CMSG_DATA(c) = type;
+  tx_len_ = payload.size();
   tx_step_ = what;
-  op.step = Step::with_msg(Step::Kind::sendmsg, &tx_msg_);
+  op.step = Step::with_msg(Step::Kind::sendmsg,
+                           tx_msg_.to_send(type, std::span(tx_payload_.data(), tx_len_)));
 }
 
 void KernelRecords::write_step(LaneOp& op) {

@@ -32,6 +32,7 @@
 #include "ktls/record/control_record.h"
 #include "ktls/record/crypto_info.h"
 #include "ktls/record/record_limit.h"
+#include "ktls/record/record_msg.h"
 
 namespace wasi_ktls {
 
@@ -71,7 +72,6 @@ class KernelRecords final : public RecordPath {
   // Both directions end; `alert` (if any) is owed to the peer.
   void fatal(LaneOp& op, Error e, std::optional<std::uint8_t> alert);
   void rx_fail(LaneOp& op, Error e);
-  msghdr* control_msghdr();
 
   // Write side.
   void write_step(LaneOp& op);
@@ -90,9 +90,7 @@ class KernelRecords final : public RecordPath {
   // Read side.
   RxStep rx_step_ = RxStep::recv;
   std::unique_ptr<std::uint8_t[]> control_buf_;  // one control record, while it is read
-  iovec rx_iov_{};
-  msghdr rx_msg_{};
-  alignas(cmsghdr) unsigned char rx_cmsg_[CMSG_SPACE(1)] = {};
+  RecordMsg rx_msg_;
   std::vector<std::uint8_t> pending_;  // data that came through recvmsg and did not fit
   std::size_t pending_pos_ = 0;
   std::optional<KernelCryptoInfo> rx_next_;
@@ -103,9 +101,8 @@ class KernelRecords final : public RecordPath {
   // Write side.
   TxStep tx_step_ = TxStep::data;
   std::array<std::uint8_t, 5> tx_payload_{};
-  iovec tx_iov_{};
-  msghdr tx_msg_{};
-  alignas(cmsghdr) unsigned char tx_cmsg_[CMSG_SPACE(1)] = {};
+  std::size_t tx_len_ = 0;
+  RecordMsg tx_msg_;
   std::optional<KernelCryptoInfo> tx_next_;
   std::optional<std::uint8_t> alert_owed_;
   bool key_update_owed_ = false;

@@ -246,9 +246,21 @@ void asio_stalled_peer_leaves_others_running(Backend backend, bool junk_first) {
   }
 }
 
+namespace {
+
+// The operation whose handler sets `got` is waiting; the terminal signal ends it promptly.
+void expect_cancelled(net::io_context& io, net::cancellation_signal& sig,
+                      const std::optional<error_code>& got) {
+  REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
+  sig.emit(net::cancellation_type::terminal);
+  REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
+  CHECK(*got == net::error::operation_aborted);
+}
+
+}  // namespace
+
 void asio_per_operation_cancellation(Backend backend) {
   net::io_context io;
-  const auto terminal = net::cancellation_type::terminal;
   {
     INFO("handshake with a server that never answers");
     tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
@@ -262,10 +274,7 @@ void asio_per_operation_cancellation(Backend backend) {
     std::optional<error_code> got;
     client.async_handshake(Stream::client, net::bind_cancellation_slot(
                                                sig.slot(), [&](error_code ec) { got = ec; }));
-    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
-    sig.emit(terminal);
-    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
-    CHECK(*got == net::error::operation_aborted);
+    expect_cancelled(io, sig, got);
   }
   StreamPair p = established_pair(io, backend);
   {
@@ -276,10 +285,7 @@ void asio_per_operation_cancellation(Backend backend) {
     p.server->async_read_some(net::buffer(buf),
                               net::bind_cancellation_slot(
                                   sig.slot(), [&](error_code ec, std::size_t) { got = ec; }));
-    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
-    sig.emit(terminal);
-    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
-    CHECK(*got == net::error::operation_aborted);
+    expect_cancelled(io, sig, got);
     transfer(io, *p.client, *p.server, random_bytes(5000, 42));
   }
   {
@@ -291,10 +297,7 @@ void asio_per_operation_cancellation(Backend backend) {
     p.client->async_write_some(net::buffer(data),
                                net::bind_cancellation_slot(
                                    sig.slot(), [&](error_code ec, std::size_t) { got = ec; }));
-    REQUIRE_FALSE(run_until(io, [&] { return got.has_value(); }, std::chrono::milliseconds(200)));
-    sig.emit(terminal);
-    REQUIRE(run_until(io, [&] { return got.has_value(); }, std::chrono::seconds(2)));
-    CHECK(*got == net::error::operation_aborted);
+    expect_cancelled(io, sig, got);
   }
 }
 

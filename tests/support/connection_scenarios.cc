@@ -13,14 +13,23 @@
 #include "tests/support/tls_matrix.h"
 
 namespace wasi_ktls::test {
+namespace {
+
+// Our client and server pinned to (v, c), both established.
+Handshake established(TlsVersion v, Cipher c, const PairExpect& expect) {
+  Handshake h = handshake(client_policy(v, c), server_policy(v, c), "localhost",
+                          expect.client_options, expect.server_options);
+  REQUIRE_MESSAGE(h.client->ok(), message_of(*h.client));
+  REQUIRE_MESSAGE(h.server->ok(), message_of(*h.server));
+  return h;
+}
+
+}  // namespace
 
 void exchange_every_payload(TlsVersion v, Cipher c, const PairExpect& expect) {
   const int fds_before = open_fd_count();
   {
-    Handshake h = handshake(client_policy(v, c), server_policy(v, c), "localhost",
-                            expect.client_options, expect.server_options);
-    REQUIRE_MESSAGE(h.client->ok(), message_of(*h.client));
-    REQUIRE_MESSAGE(h.server->ok(), message_of(*h.server));
+    Handshake h = established(v, c, expect);
     Connection& client = **h.client;
     Connection& server = **h.server;
     for (Connection* conn : {&client, &server}) {
@@ -70,10 +79,7 @@ void reader_and_writer_threads(const PairExpect& expect, std::size_t bytes) {
   const Cipher c = Cipher::aes_256_gcm;
   const int fds_before = open_fd_count();
   {
-    Handshake h = handshake(client_policy(v, c), server_policy(v, c), "localhost",
-                            expect.client_options, expect.server_options);
-    REQUIRE_MESSAGE(h.client->ok(), message_of(*h.client));
-    REQUIRE_MESSAGE(h.server->ok(), message_of(*h.server));
+    Handshake h = established(v, c, expect);
     Connection& client = **h.client;
     Connection& server = **h.server;
     if (expect.established) expect.established(client, server);
