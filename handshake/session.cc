@@ -151,8 +151,8 @@ struct Session::Impl {
     }
   }
 
-  // `kind` is the handshake's, or (after it) whether the peer's alert or a protocol error ended
-  // the connection.
+  // During the handshake its failure is a handshake error; after it, the peer's alert or a
+  // protocol error ended the connection.
   Error failure(std::string_view what, int ssl_error) {
     const ErrorKind kind = !done                    ? ErrorKind::handshake
                            : !alert_received.empty() ? ErrorKind::peer_alert

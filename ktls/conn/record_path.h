@@ -34,7 +34,7 @@ struct LaneOp {
   std::size_t unflushed = 0;  // userspace: plaintext encrypted, its ciphertext not yet sent
 
   void finish(Result<std::size_t> r) {
-    result = std::move(r);
+    result.emplace(std::move(r));
     step = Step{};
   }
   bool reading() const { return kind == Kind::read; }
