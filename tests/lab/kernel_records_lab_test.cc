@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -584,7 +585,20 @@ TEST_CASE("nothing follows our own fatal alert, even behind a write in flight") 
   const Bytes big = random_bytes(std::size_t{32} << 20);
   Status written;
   std::thread writer([&] { written = e.a.write(big); });
-  // B sends a record of a content type no RFC defines: A's reader answers unexpected_message.
+  // Only once A's write is in flight and stuck on the full socket (its records stopped
+  // moving) does B send a record of a content type no RFC defines: A's reader then owes
+  // unexpected_message while its writer holds the write side.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::uint64_t seen = 0;
+  for (int still = 0; still < 3 && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::uint64_t now = kernel_seq(e.a.fd(), Direction::tx);
+    still = now == seen && now > 0 ? still + 1 : 0;
+    seen = now;
+  }
+  MESSAGE("A's write is stuck after " << seen << " records of " << big.size() / 16384);
+  REQUIRE(seen > 0);
+  REQUIRE(seen < big.size() / 16384);
   const std::uint8_t junk[3] = {1, 2, 3};
   test::send_record(e.b.fd(), 99, junk);
   const Error err = recv_error(e.a);

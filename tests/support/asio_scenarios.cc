@@ -21,6 +21,7 @@
 #include <boost/asio/write.hpp>
 
 #include "tests/support/raw_records.h"
+#include "tests/support/send_buffer.h"
 #include "tests/support/tls_contexts.h"
 
 namespace wasi_ktls::test {
@@ -174,14 +175,6 @@ bool run_until(net::io_context& io, const std::function<bool()>& done,
   return true;
 }
 
-// Fills `fd`'s send buffer (the peer does not read): raw sends until the kernel says EAGAIN.
-void fill_send_buffer(int fd) {
-  std::vector<std::uint8_t> chunk(64 * 1024, 0xee);
-  for (int i = 0; i < 100'000; ++i)
-    if (::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) return;
-  FAIL("the send buffer never filled");
-}
-
 StreamPair established_pair(net::io_context& io, Backend backend) {
   const TlsVersion v = TlsVersion::tls13;
   const Cipher c = Cipher::aes_128_gcm;
@@ -199,7 +192,7 @@ void asio_stalled_peer_leaves_others_running(Backend backend, bool junk_first) {
   net::io_context io;
   StreamPair a = established_pair(io, backend);
   StreamPair b = established_pair(io, backend);
-  fill_send_buffer(a.server->next_layer().native_handle());
+  fill_until_stalled(a.server->next_layer().native_handle());
   const auto t0 = Clock::now();
   std::optional<error_code> a_done;
   std::uint8_t a_buf[64];
@@ -290,7 +283,7 @@ void asio_per_operation_cancellation(Backend backend) {
   }
   {
     INFO("write to a peer that does not read");
-    fill_send_buffer(p.client->next_layer().native_handle());
+    fill_until_stalled(p.client->next_layer().native_handle());
     net::cancellation_signal sig;
     std::optional<error_code> got;
     const Bytes data = random_bytes(1 << 20, 7);

@@ -16,6 +16,7 @@
 #include "tests/support/engines.h"
 #include "tests/support/fd_count.h"
 #include "tests/support/raw_records.h"
+#include "tests/support/send_buffer.h"
 #include "tests/support/test_pki.h"
 
 namespace wasi_ktls::test {
@@ -237,20 +238,6 @@ void abort_mid_transfer(Engine& engine, const ScenarioExpect& expect) {
 
 namespace {
 
-// Fills `fd`'s send buffer (the peer does not read): raw sends until the kernel says EAGAIN.
-// On a kTLS socket these are data records the peer will never see.
-void fill_send_buffer(int fd) {
-  std::vector<std::uint8_t> chunk(64 * 1024, 0xee);
-  for (int i = 0; i < 100'000; ++i) {
-    const ssize_t n = ::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0) {
-      REQUIRE_MESSAGE((errno == EAGAIN || errno == EWOULDBLOCK), std::strerror(errno));
-      return;
-    }
-  }
-  FAIL("the send buffer never filled");
-}
-
 // Something the peer must answer with a fatal alert: a record of a type no RFC defines (on
 // kTLS, through the record-type cmsg; in userspace, as raw bytes on the wire).
 void send_junk(int fd, Transport t) {
@@ -274,7 +261,7 @@ void stalled_peer_leaves_others_running(Engine& engine, const ScenarioExpect& ex
     auto [a_client, a_server] = conns[0];
     auto [b_client, b_server] = conns[1];
     REQUIRE(a_server->transport() == expect.transport);
-    fill_send_buffer(a_server->fd());
+    fill_until_stalled(a_server->fd());
 
     const auto t0 = Clock::now();
     std::optional<Status> a_closed;
