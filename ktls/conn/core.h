@@ -87,7 +87,6 @@ class ConnectionCore {
   // Once step(lane).done(): the operation's result; the lane is free again.
   Result<std::size_t> take_result(Lane lane);
 
-  bool busy(Lane lane) const;
   // Work is waiting for the write side and the write lane is idle: start flush().
   bool owes_writes() const;
 
@@ -104,6 +103,7 @@ class ConnectionCore {
 
  private:
   explicit ConnectionCore(std::unique_ptr<Impl> impl);
+  bool busy(Lane lane) const;
   std::unique_ptr<Impl> impl_;
 };
 
