@@ -21,6 +21,7 @@ std::string_view to_string(ErrorKind k) {
     case ErrorKind::protocol: return "protocol";
     case ErrorKind::record_limit: return "record_limit";
     case ErrorKind::closed: return "closed";
+    case ErrorKind::would_block: return "would_block";
   }
   return "?";
 }

@@ -28,6 +28,7 @@ enum class ErrorKind : std::uint8_t {
   protocol,             // the peer broke the record protocol (bad record, unexpected message)
   record_limit,         // the TX key reached its AEAD record limit and cannot be changed
   closed,               // this side already sent close_notify or a fatal alert
+  would_block,          // an operation that must not wait (read_now) found the socket not ready
 };
 
 std::string_view to_string(ErrorKind k);

@@ -5,6 +5,7 @@
 #include "tools/command.h"
 #include "tools/fetch_command.h"
 #include "tools/probe_command.h"
+#include "tools/run_command.h"
 #include "tools/serve_command.h"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   commands.push_back(add_probe_command(app));
   commands.push_back(add_serve_command(app));
   commands.push_back(add_fetch_command(app));
+  commands.push_back(add_run_command(app));
 
   CLI11_PARSE(app, argc, argv);
   for (const Command& c : commands)

@@ -353,6 +353,25 @@ Status ConnectionCore::write(std::span<const std::uint8_t> data, bool all) {
   return {};
 }
 
+Status ConnectionCore::read_now(std::span<std::uint8_t> buf) {
+  if (Status st = impl_->begin(Lane::read, LaneOp::Kind::read); !st) return st;
+  LaneOp& op = impl_->lane(Lane::read);
+  op.in = buf;
+  op.wait = false;
+  impl_->path->start(op);
+  return {};
+}
+
+Status ConnectionCore::write_now(std::span<const std::uint8_t> data) {
+  if (Status st = impl_->begin(Lane::write, LaneOp::Kind::write); !st) return st;
+  LaneOp& op = impl_->lane(Lane::write);
+  op.out = data;
+  op.all = false;
+  op.wait = false;
+  impl_->path->start(op);
+  return {};
+}
+
 Status ConnectionCore::send_file(int file, std::uint64_t offset, std::uint64_t len) {
   if (Status st = impl_->begin(Lane::write, LaneOp::Kind::send_file); !st) return st;
   LaneOp& op = impl_->lane(Lane::write);

@@ -73,6 +73,13 @@ class ConnectionCore {
   Status read(std::span<std::uint8_t> buf);
   // `data` from the caller's memory: all of it, or (all = false) as much as one send takes.
   Status write(std::span<const std::uint8_t> data, bool all = true);
+  // read() and write(data, false) for a caller whose buffer lives only for the call (a wasm
+  // guest's memory): a socket step that would block ends the operation instead of waiting.
+  // read_now then fails with ErrorKind::would_block, having read nothing; write_now
+  // completes with what the socket took, possibly 0 (userspace: plaintext OpenSSL encrypted
+  // counts as taken, and the ciphertext left over is owed: owes_writes()).
+  Status read_now(std::span<std::uint8_t> buf);
+  Status write_now(std::span<const std::uint8_t> data);
   // `len` bytes of `file` from `offset` (kernel: spliced, never copied to userspace).
   Status send_file(int file, std::uint64_t offset, std::uint64_t len);
   // close_notify, then shutdown(SHUT_WR); reads stay possible.

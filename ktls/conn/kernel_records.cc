@@ -76,7 +76,8 @@ void KernelRecords::complete(LaneOp& op, long r) {
   }
 
   if (would_block(r) && tx_step_ != TxStep::seq) {
-    if (op.gives_up_when_full()) op.finish(std::size_t{0});  // nothing went: still owed
+    // What went is reported; control records not sent stay owed.
+    if (!op.wait) op.finish(op.bytes);
     return;  // the driver waits and tries the step again
   }
   switch (tx_step_) {
@@ -188,7 +189,10 @@ void KernelRecords::on_recv(LaneOp& op, long r) {
 }
 
 void KernelRecords::on_rx_error(LaneOp& op, long r, const char* what) {
-  if (would_block(r)) return;  // the driver waits and tries the step again
+  if (would_block(r)) {
+    if (!op.wait) op.finish(not_ready());
+    return;  // the driver waits and tries the step again
+  }
   const int err = static_cast<int>(-r);
   if (auto f = record_layer_failure(err)) return fatal(op, std::move(f->error), f->alert);
   if (err == ETIMEDOUT || err == ETIME || err == ECANCELED)

@@ -14,4 +14,8 @@ Error step_error(long result, const char* what, std::chrono::milliseconds timeou
   return errno_error(err, what);
 }
 
+Error not_ready() {
+  return Error{"the socket has nothing to read yet", EAGAIN, ErrorKind::would_block};
+}
+
 }  // namespace wasi_ktls

@@ -25,7 +25,9 @@ struct LaneOp {
   std::span<std::uint8_t> in;         // read
   std::span<const std::uint8_t> out;  // write: the part not yet handed to the socket
   bool all = true;                    // write: all of it, or complete after the first send
-  bool wait = true;                   // flush: wait for the socket, or stop where it is full
+  // read, write, flush: wait for the socket, or end where a step would block (the _now
+  // operations of core.h and flush(false)).
+  bool wait = true;
   int file = -1;                      // send_file
   std::uint64_t offset = 0;           // send_file: the next byte's place in the file
   std::uint64_t left = 0;             // send_file: bytes still to send
@@ -38,8 +40,6 @@ struct LaneOp {
     step = Step{};
   }
   bool reading() const { return kind == Kind::read; }
-  // A flush that does not wait ends where the socket is full; the rest stays owed.
-  bool gives_up_when_full() const { return kind == Kind::flush && !wait; }
 };
 
 // A connection's data path after the hand-over. start() begins the operation `op` describes
@@ -57,5 +57,8 @@ class RecordPath {
 // Terminal results of socket steps, in words, shared by both paths: a timeout (the driver's
 // bound passed: -ETIMEDOUT or an engine's -ETIME), a cancellation, or the errno itself.
 Error step_error(long result, const char* what, std::chrono::milliseconds timeout);
+
+// How a read that must not wait (ConnectionCore::read_now) ends when its socket is not ready.
+Error not_ready();
 
 }  // namespace wasi_ktls

@@ -110,7 +110,10 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
                             "peer closed the connection without close_notify (truncation)");
       return op.finish(*rx_dead_);
     }
-    if (would_block(r)) return;
+    if (would_block(r)) {
+      if (!op.wait) op.finish(not_ready());
+      return;
+    }
     if (r == -ETIMEDOUT || r == -ETIME || r == -ECANCELED)
       return op.finish(step_error(r, "reading", io_timeout_));  // the stream is intact
     rx_dead_ = errno_error(static_cast<int>(-r), "TLS recv");
@@ -118,7 +121,11 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
   }
 
   if (would_block(r)) {
-    if (op.gives_up_when_full()) op.finish(std::size_t{0});  // the rest is sent later
+    if (!op.wait) {
+      // Plaintext OpenSSL has encrypted counts as written: its ciphertext stays owed.
+      op.finish(op.bytes + op.unflushed);
+      op.unflushed = 0;
+    }
     return;  // the driver waits and tries the step again
   }
   switch (tx_step_) {

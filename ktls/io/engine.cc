@@ -67,6 +67,14 @@ Status Engine::sendmsg(int fd, const msghdr* msg, int flags, Clock::time_point d
   return start(std::move(req));
 }
 
+Status Engine::poll(int fd, short events, Clock::time_point deadline, Completion done) {
+  if (events != POLLIN && events != POLLOUT)
+    return Error{"poll: events must be POLLIN or POLLOUT", EINVAL};
+  IoRequest req = request(IoRequest::Kind::poll, fd, deadline, std::move(done));
+  req.flags = events;
+  return start(std::move(req));
+}
+
 Status Engine::send_file(int sock, int file, std::uint64_t offset, std::size_t len,
                          Clock::time_point deadline, Completion done) {
   if (offset > static_cast<std::uint64_t>(INT64_MAX) || len > static_cast<std::size_t>(INT32_MAX))

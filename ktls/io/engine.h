@@ -66,6 +66,10 @@ class Engine {
                  Completion done);
   // Completes with -ETIME at `when` (or -ECANCELED).
   Status timer(Clock::time_point when, Completion done);
+  // Completes when `fd` is ready for `events` (POLLIN or POLLOUT, one of them): the poll(2)
+  // revents, which may include POLLERR or POLLHUP. For waiting on readiness without taking
+  // data (the wasm guests' pollables).
+  Status poll(int fd, short events, Clock::time_point deadline, Completion done);
 
   // Cancels every operation in flight on `fd`; each still completes (-ECANCELED, or its
   // result if it had already finished). Call before closing an fd with operations in flight.

@@ -128,7 +128,7 @@ struct PollEngine::Impl {
       op->timed = true;
       op->deadline_it = deadlines.emplace(r.deadline, op);
     }
-    int d = direction(r.kind);
+    int d = direction(r);
     if (d < 0) return;  // a timer: only its deadline matters
     fds[r.fd].q[d].push_back(op);
     dirty.push_back(r.fd);
@@ -141,7 +141,7 @@ struct PollEngine::Impl {
       op->timed = false;
     }
     ops.ready(op, res);
-    int d = direction(op->req.kind);
+    int d = direction(op->req);
     if (d < 0) return;
     auto it = fds.find(op->req.fd);
     if (it == fds.end()) return;
@@ -182,6 +182,14 @@ struct PollEngine::Impl {
           return attempt_send_file(op);
         case Kind::timer:
           return std::nullopt;
+        case Kind::poll: {
+          pollfd p{r.fd, static_cast<short>(r.flags), 0};
+          const int rc = ::poll(&p, 1, 0);
+          if (rc < 0 && errno == EINTR) continue;
+          if (rc < 0) return -errno;
+          if (rc == 0) return std::nullopt;
+          return static_cast<int>(p.revents);
+        }
       }
       if (n >= 0) return static_cast<int>(n);
       if (errno == EINTR) continue;

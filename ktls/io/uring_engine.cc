@@ -94,7 +94,7 @@ struct UringEngine::Impl {
 
   // Queues `op` behind the others on its fd and direction; the head goes to the kernel.
   void enqueue(Op* op) {
-    int d = direction(op->req.kind);
+    int d = direction(op->req);
     if (d < 0) {
       activate(op);
       return;
@@ -171,6 +171,9 @@ struct UringEngine::Impl {
         break;
       case Kind::connect:
         io_uring_prep_connect(sqe, r.fd, reinterpret_cast<sockaddr*>(&r.addr), r.addrlen);
+        break;
+      case Kind::poll:
+        io_uring_prep_poll_add(sqe, r.fd, static_cast<unsigned>(r.flags));
         break;
       case Kind::timer:
         op->ts = to_timespec(r.deadline);
@@ -291,7 +294,7 @@ struct UringEngine::Impl {
     unwait(op);
     detach_pipe(op);
     ops.ready(op, res);
-    int d = direction(op->req.kind);
+    int d = direction(op->req);
     if (d < 0) return;
     auto it = fds.find(op->req.fd);
     if (it == fds.end()) return;
@@ -415,7 +418,7 @@ struct UringEngine::Impl {
       // The kernel did not answer in time. Report the rest as cancelled; io_uring_queue_exit
       // then cancels them in the kernel.
       for (Op& op : ops.records())
-        if (op.in_use && !op.finished && (op.active || direction(op.req.kind) < 0)) {
+        if (op.in_use && !op.finished && (op.active || direction(op.req) < 0)) {
           op.pending_cqes = 0;
           finish(&op, -ECANCELED);  // also completes the ops queued behind it
         }

@@ -1,0 +1,118 @@
+#include "tools/run_command.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <vector>
+
+#include "tools/tls_options.h"
+#include "wasi_binding/engine/wasm2c_engine.h"
+#include "wasi_binding/host/import_table.h"
+#include "wasi_binding/host/run_guest.h"
+
+namespace wasi_ktls::cli {
+namespace {
+
+constexpr int kLoadFailure = 2;
+
+struct RunOptions {
+  TlsOptions tls;
+  std::vector<std::string> allow_connect;
+  double handshake_timeout_s = 10;
+  bool verbose = false;
+  std::vector<std::string> guest;  // GUEST.wasm and its arguments
+};
+
+Result<std::vector<std::uint8_t>> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return errno_error(errno, "cannot open " + path);
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                                  std::istreambuf_iterator<char>());
+  if (f.bad()) return errno_error(errno, "cannot read " + path);
+  return bytes;
+}
+
+int run(const RunOptions& o) {
+  auto fail_load = [](const std::string& what) {
+    std::fprintf(stderr, "wasi-ktls run: %s\n", what.c_str());
+    return kLoadFailure;
+  };
+  if (o.guest.empty()) return fail_load("no GUEST.wasm given");
+  const std::string& path = o.guest.front();
+
+  wasi::HostConfig cfg;
+  cfg.args = o.guest;
+  for (const std::string& spec : o.allow_connect)
+    if (Status s = cfg.connect.allow(spec); !s) return fail_load(s.error().message);
+  auto policy = o.tls.policy();
+  if (!policy) return fail_load(policy.error().message);
+  auto ctx = TlsContext::create(Role::client, *policy);
+  if (!ctx) return fail_load("TLS configuration: " + ctx.error().message);
+  cfg.tls = std::make_shared<const TlsContext>(std::move(*ctx));
+  auto conn = o.tls.connection_options();
+  if (!conn) return fail_load(conn.error().message);
+  cfg.connection = *conn;
+  if (!(o.handshake_timeout_s > 0) || o.handshake_timeout_s > 3600)
+    return fail_load("--handshake-timeout must be a number of seconds in (0, 3600]");
+  cfg.connection.handshake_timeout =
+      std::chrono::milliseconds(static_cast<long>(o.handshake_timeout_s * 1000));
+  if (o.verbose)
+    cfg.on_tls_connection = [](std::string_view line) {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    };
+
+  auto bytes = read_file(path);
+  if (!bytes) return fail_load(bytes.error().message);
+  wasm::Wasm2cEngine engine;
+  auto module = engine.load(*bytes, wasi::host_imports());
+  if (!module) return fail_load("cannot load " + path + ": " + module.error().message);
+
+  std::fflush(stdout);
+  auto outcome = wasi::run_instance(**module, cfg);
+  std::fflush(stdout);
+  if (!outcome) {
+    std::fprintf(stderr, "wasi-ktls run: %s\n", outcome.error().message.c_str());
+    return kLoadFailure;
+  }
+  if (outcome->trap) std::fprintf(stderr, "trap: %s\n", outcome->trap->c_str());
+  return outcome->status;
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& app) {
+  auto opts = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run a WebAssembly guest (core module) with wasi:tls on kernel TLS");
+  cmd->add_option("--ca", opts->tls.ca,
+                  "CA file or directory to verify servers with (default: system store)");
+  auto* c = cmd->add_option("--cert", opts->tls.cert, "Client certificate chain (PEM) for mTLS");
+  auto* k = cmd->add_option("--key", opts->tls.key, "Private key (PEM) of --cert");
+  c->needs(k);
+  k->needs(c);
+  cmd->add_option("--alpn", opts->tls.alpn, "ALPN protocols, in preference order (P1,P2)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  cmd->add_option("--backend", opts->tls.backend,
+                  "Data path after the handshake: auto, ktls or userspace "
+                  "(default: $WASI_KTLS_BACKEND, else auto)")
+      ->check(CLI::IsMember({"auto", "ktls", "userspace"}));
+  cmd->add_option("--allow-connect", opts->allow_connect,
+                  "Let the guest connect to ADDR[/BITS][:PORT] (a name, an address, a CIDR "
+                  "range, :PORT, or any); repeatable. Default: no connections")
+      ->allow_extra_args(false);  // one value per use: GUEST.wasm may follow
+  cmd->add_option("--handshake-timeout", opts->handshake_timeout_s,
+                  "Seconds a TLS handshake may take (default 10)");
+  cmd->add_flag("-v,--verbose", opts->verbose,
+                "One line on stderr per TLS connection: server, version, suite, ALPN, backend");
+  // GUEST.wasm and everything after it are the guest's, even what looks like an option.
+  cmd->prefix_command();
+  cmd->footer("GUEST.wasm [GUEST-ARGS...] follow the options; the guest's argv is them.");
+  return Command{cmd, [opts, cmd] {
+                   opts->guest = cmd->remaining();
+                   return run(*opts);
+                 }};
+}
+
+}  // namespace wasi_ktls::cli
