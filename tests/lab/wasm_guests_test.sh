@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# WebAssembly guests through `wasi-ktls run`, as a user runs them: the C guests of
+# tests/guests (built by Bazel with clang-14 for wasm32-wasi) against real TLS servers.
+# First natively (this kernel has no kTLS: the userspace transport), then, with --inside,
+# in the kernel lab where `--backend ktls` must put the keys in the kernel
+# (/proc/net/tls_stat counts the sessions). Run on the host; it boots the lab itself.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root" || exit 2
+inside=false
+[[ ${1:-} == --inside ]] && inside=true
+
+passed=0 failed=0
+check() {  # check NAME COMMAND...
+  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
+  else failed=$((failed + 1)); echo "FAIL  $1"; fi
+}
+stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+
+bin=$root/bazel-bin/tools/wasi-ktls
+guests=$root/bazel-bin/tests/guests
+# The compile cache: filled by the native run, read (read-only) by the lab run.
+cache=$root/out/wasm-guest-cache
+work=$(mktemp -d)
+pki=$work/pki
+tools/make-test-pki "$pki" >/dev/null || { echo "make-test-pki failed"; exit 1; }
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+
+wait_until() {  # wait_until SECONDS COMMAND...: true once COMMAND is, false after SECONDS
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+listening() {  # listening PORT (from /proc/net: a probe connection would disturb servers)
+  local files=() f
+  for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && files+=("$f"); done
+  awk -v port="$(printf ':%04X' "$1")" \
+    'substr($2, length($2) - 4) == port && $4 == "0A" { found = 1 } END { exit !found }' \
+    "${files[@]}"
+}
+wait_listening() { wait_until 30 listening "$1"; }
+
+if $inside; then backend=ktls; else backend=auto; fi
+export XDG_CACHE_HOME=$cache
+mkdir -p "$cache" 2>/dev/null
+run() {  # run NAME.wasm ARGS...: the guest, allowed to reach loopback, trusting the test CA
+  timeout 300 "$bin" run -v --backend "$backend" --ca "$pki/ca.pem" --allow-connect 127.0.0.1 \
+    "$guests/$1" "${@:2}"
+}
+# out_has FILE REGEX: FILE has a line matching REGEX.
+out_has() { grep -qE -- "$2" "$1"; }
+
+# --- servers -------------------------------------------------------------------------------
+port=9543 eport=9544 mport=9545 sport=9546 nport=9547
+"$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $port --backend $backend \
+  2>"$work/serve.log" &
+pids+=($!)
+"$bin" serve --echo --cert "$pki/server.pem" --key "$pki/server.key" --port $eport \
+  --backend $backend 2>"$work/echo.log" &
+pids+=($!)
+"$bin" serve --require-client-cert --ca "$pki/ca.pem" --cert "$pki/server.pem" \
+  --key "$pki/server.key" --port $mport --backend $backend 2>"$work/mtls.log" &
+pids+=($!)
+openssl s_server -quiet -www -accept $sport -cert "$pki/server.pem" -key "$pki/server.key" \
+  </dev/null >"$work/s_server.log" 2>&1 &
+pids+=($!)
+mkdir -p "$work/nginx/html"
+python3 -c "import sys; sys.stdout.buffer.write(bytes(i % 251 for i in range(3000000)))" \
+  >"$work/nginx/html/blob"
+cat >"$work/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nport ssl;
+    ssl_certificate $pki/server.pem;
+    ssl_certificate_key $pki/server.key;
+    root $work/nginx/html;
+  }
+}
+NGINX
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx.err" &
+pids+=($!)
+for p in $port $eport $mport $sport $nport; do check "server on port $p listens" wait_listening $p; done
+
+# --- 1. HTTPS GET from serve, openssl s_server -www and nginx --------------------------------
+if $inside; then tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw); fi
+run https_get.wasm 127.0.0.1 $port localhost /bytes/2000000 2000000 >"$work/get.out" 2>"$work/get.err"
+check "https_get: 2 MB from serve, checked in the guest" out_has "$work/get.out" '^status=200 body=2000000 ok$'
+check "https_get: -v names the connection and its backend" \
+  out_has "$work/get.err" "^tls: server=localhost version=TLSv1\.[23] suite=.* backend=$([[ $backend == ktls ]] && echo ktls || echo '(ktls|userspace)')"
+run https_get.wasm 127.0.0.1 $sport localhost / >"$work/sget.out" 2>"$work/sget.err"
+check "https_get: openssl s_server -www answers 200" out_has "$work/sget.out" '^status=200 '
+run https_get.wasm 127.0.0.1 $nport localhost /blob 3000000 >"$work/nget.out" 2>"$work/nget.err"
+check "https_get: 3 MB from nginx, checked in the guest" out_has "$work/nget.out" '^status=200 body=3000000 ok$'
+
+# --- 2. bulk: 16 MiB up and 16 MiB down through serve --echo ----------------------------------
+run bulk.wasm 127.0.0.1 $eport localhost 16 >"$work/bulk.out" 2>"$work/bulk.err"
+check "bulk: 16 MiB each way, checksummed in the guest" out_has "$work/bulk.out" '^up=16777216 down=16777216 .*checksum ok$'
+
+# --- 3. failures -------------------------------------------------------------------------------
+run handshake_fail.wasm 127.0.0.1 $port wrong.example >"$work/fail.out" 2>&1
+check "wrong server name: io-error that says certificate" out_has "$work/fail.out" 'handshake failed: .*certificate'
+run https_get.wasm 127.0.0.1 $mport localhost /bytes/1000 1000 >"$work/nocert.out" 2>&1
+check "mTLS server refuses a guest without --cert" test $? -ne 0
+timeout 300 "$bin" run --backend "$backend" --ca "$pki/ca.pem" --cert "$pki/client.pem" \
+  --key "$pki/client.key" --allow-connect 127.0.0.1:$mport \
+  "$guests/https_get.wasm" 127.0.0.1 $mport localhost /bytes/1000 1000 >"$work/mtls.out" 2>&1
+check "mTLS server accepts the guest with --cert/--key" out_has "$work/mtls.out" '^status=200 body=1000 ok$'
+timeout 60 "$bin" run --allow-connect 10.0.0.0/8 "$guests/connect_denied.wasm" 127.0.0.1 $port \
+  >"$work/denied.out" 2>&1
+check "a connect outside --allow-connect gets access-denied" test $? -eq 0
+
+# --- 4. close-output, then the reply read to its end ------------------------------------------
+run close_output.wasm 127.0.0.1 $port localhost /bytes/100000 >"$work/close.out" 2>&1
+check "close-output, then the whole reply" out_has "$work/close.out" '^ok$'
+
+# --- the README's example, as a new user builds it --------------------------------------------
+run readme_example.wasm 127.0.0.1 $sport / >"$work/readme.out" 2>"$work/readme.err"
+check "README example against openssl s_server -www" out_has "$work/readme.out" 's_server'
+
+# --- 5. hostile guests: one trap line each, status 134 ----------------------------------------
+hostile() {  # hostile NAME CAUSE-REGEX [ARGS...]
+  timeout 60 "$bin" run --ca "$pki/ca.pem" --allow-connect 127.0.0.1 "$guests/$1.wasm" "${@:3}" \
+    >"$work/$1.out" 2>"$work/$1.err"
+  local rc=$?
+  check "$1: exit 134 with a trap line: $2" \
+    sh -c "test $rc -eq 134 && grep -qE -- '^trap: .*$2' '$work/$1.err'"
+}
+hostile hostile_oob_pointer 'server-name: .*past the end of guest memory' 127.0.0.1 $port
+hostile hostile_len_past_end 'output-stream.write: contents: .*past the end' 127.0.0.1 $port
+hostile hostile_misaligned_retarea 'not 8-byte aligned' 127.0.0.1 $port
+hostile hostile_unknown_handle 'handle 12345 is not a live resource'
+hostile hostile_double_drop '\[resource-drop\]pollable: .*not a live resource'
+hostile hostile_parent_before_child '\[resource-drop\]tcp-socket: .*child'
+hostile hostile_bad_utf8_name 'not valid UTF-8' 127.0.0.1 $port
+hostile hostile_bad_family 'address-family: 7'
+hostile hostile_bad_addr_tag 'ip-socket-address tag 5'
+hostile hostile_block_forever 'can ever become ready'
+
+# --- loading --------------------------------------------------------------------------------
+timeout 60 "$bin" run /etc/hostname >/dev/null 2>"$work/notwasm.err"
+check "a file that is not wasm: exit 2 with a reason" \
+  sh -c "test $? -eq 2 && grep -q 'cannot load' '$work/notwasm.err'"
+
+if $inside; then
+  check "tls_stat: the guests' kTLS TX and RX sessions counted" \
+    test $(($(stat_of TlsTxSw) - tx0)) -ge 8 -a $(($(stat_of TlsRxSw) - rx0)) -ge 8
+  # Without a writable cache (the lab's root is read-only) the module still runs.
+  XDG_CACHE_HOME=/nonexistent/cache run https_get.wasm 127.0.0.1 $port localhost /bytes/10 10 \
+    >"$work/ro.out" 2>&1
+  check "no writable cache: compiled in a temporary directory, runs" out_has "$work/ro.out" 'body=10 ok'
+else
+  # The cache: a second run of a module compiles nothing (its .so is the same file).
+  compiled() { ls -il --time-style=+%s.%N "$cache"/wasi-ktls/*.so 2>/dev/null; }
+  so_before=$(compiled)
+  run https_get.wasm 127.0.0.1 $port localhost /bytes/10 10 >/dev/null 2>&1
+  check "second run of a module reuses its compiled .so (same inode and mtime)" \
+    sh -c "test -n '$so_before' && test '$(compiled)' = '$so_before'"
+fi
+
+echo "$passed passed, $failed failed ($($inside && echo 'kernel lab, kTLS' || echo native))"
+((failed == 0)) || exit 1
+$inside && exit 0
+# The same on kTLS, in the kernel lab.
+kill "${pids[@]}" 2>/dev/null
+wait 2>/dev/null
+pids=()
+rm -rf "$work"
+exec tools/kernel-lab --timeout 900 -- "$0" --inside
