@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -234,6 +235,36 @@ TEST_CASE("a recv deadline on a silent peer completes -ETIME on time") {
                 .ok());
     REQUIRE(run_until(e, [&] { return result != -1000; }, 5s));
     CHECK(result == 1);
+  });
+}
+
+TEST_CASE("poll: completes with revents once the fd is ready, takes no data, and cancels") {
+  each_engine(8, [](Engine& e) {
+    auto pair = make_loopback_pair();
+    REQUIRE(pair.ok());
+    const int fd = pair->server.get();
+    int result = -1000;
+    REQUIRE(e.poll(fd, POLLIN, kNoDeadline, [&](int r) { result = r; }).ok());
+    REQUIRE(e.run_once(50ms).ok());
+    CHECK(result == -1000);  // nothing to read yet: still waiting
+    REQUIRE(::send(pair->client.get(), "x", 1, 0) == 1);
+    REQUIRE(run_until(e, [&] { return result != -1000; }, 5s));
+    CHECK((result & POLLIN) != 0);
+    char c = 0;
+    CHECK(::recv(fd, &c, 1, MSG_DONTWAIT) == 1);  // the byte is still there for a reader
+
+    result = -1000;
+    REQUIRE(e.poll(fd, POLLOUT, kNoDeadline, [&](int r) { result = r; }).ok());
+    REQUIRE(run_until(e, [&] { return result != -1000; }, 5s));
+    CHECK((result & POLLOUT) != 0);
+
+    result = -1000;
+    REQUIRE(e.poll(fd, POLLIN, kNoDeadline, [&](int r) { result = r; }).ok());
+    e.cancel(fd);
+    REQUIRE(run_until(e, [&] { return result != -1000; }, 5s));
+    CHECK(result == -ECANCELED);
+    CHECK_FALSE(e.poll(fd, POLLIN | POLLOUT, kNoDeadline, [](int) {}).ok());
+    CHECK(e.in_flight() == 0);
   });
 }
 

@@ -315,3 +315,40 @@ TEST_CASE("the limit is acted on with the kernel's count, not the estimate") {
   core.complete(Lane::write, 16384);
   REQUIRE(core.take_result(Lane::write).ok());
 }
+
+TEST_CASE("read_now and write_now end where the socket would block, and never keep the buffer") {
+  const Probe p = probe(false);
+  ConnectionCore core = ConnectionCore::with_keys(tls13_keys(), Role::client, options(p));
+  install(core);
+  REQUIRE(core.take_result(Lane::write).ok());
+
+  Bytes buf(100);
+  // Nothing to read: the read ends with would_block instead of waiting.
+  REQUIRE(core.read_now(buf).ok());
+  REQUIRE(core.step(Lane::read).kind == Kind::recv);
+  CHECK(core.step(Lane::read).in.data() == buf.data());  // straight into the caller's buffer
+  core.complete(Lane::read, -EAGAIN);
+  REQUIRE(core.step(Lane::read).done());
+  auto r = core.take_result(Lane::read);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind == ErrorKind::would_block);
+  // The lane is free again, and a read that finds data delivers it.
+  REQUIRE(core.read_now(buf).ok());
+  core.complete(Lane::read, 42);
+  REQUIRE(core.step(Lane::read).done());
+  CHECK(*core.take_result(Lane::read) == 42);
+
+  // A write the socket takes in part reports what went; one it refuses reports 0.
+  const Bytes data(1000, 7);
+  REQUIRE(core.write_now(data).ok());
+  REQUIRE(core.step(Lane::write).kind == Kind::send);
+  CHECK(core.step(Lane::write).out.data() == data.data());  // from the caller's memory
+  core.complete(Lane::write, 300);
+  REQUIRE(core.step(Lane::write).done());
+  CHECK(*core.take_result(Lane::write) == 300);
+  REQUIRE(core.write_now(std::span(data).subspan(300)).ok());
+  core.complete(Lane::write, -EAGAIN);
+  REQUIRE(core.step(Lane::write).done());
+  CHECK(*core.take_result(Lane::write) == 0);
+  CHECK(core.bytes_written() == 300);
+}

@@ -31,12 +31,12 @@ void Host::stop_with_exit(int status) {
   if (!trap_ && !exit_) exit_ = status;
 }
 
-void Host::block_on(Pollee& p, const char* what) {
+void Host::block_on(Pollee& p) {
   Pollee* one[] = {&p};
-  (void)poll(one, what);
+  (void)poll(one);
 }
 
-std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list, const char* what) {
+std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
   const Clock::time_point socket_bound = Clock::now() + config_.connection.io_timeout;
   for (;;) {
     std::vector<std::uint32_t> ready;
@@ -58,9 +58,9 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list, const char*
       deadline = std::min(deadline, w.deadline);
     }
     if (!possible)
-      trap("{}: none of the {} pollable(s) can ever become ready and nothing else is pending, "
-           "so the guest would wait forever",
-           what, list.size());
+      trap("none of the {} pollable(s) waited on can ever become ready and nothing else is "
+           "pending, so the guest would wait forever",
+           list.size());
     if (now) continue;
     std::erase_if(sessions_, [](const std::weak_ptr<TlsSession>& w) { return w.expired(); });
     for (const auto& w : sessions_) {
@@ -74,9 +74,9 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list, const char*
     if (sockets_only) deadline = socket_bound;
     if (Clock::now() >= deadline) {
       if (sockets_only)
-        trap("{}: nothing became ready within {} ms (the connection's I/O bound); wait with a "
-             "monotonic-clock pollable in the list to wait longer",
-             what, config_.connection.io_timeout.count());
+        trap("nothing became ready within {} ms (the bound on waiting for sockets alone); a "
+             "guest that means to wait longer puts a monotonic-clock pollable in the list",
+             config_.connection.io_timeout.count());
       continue;  // a timer is due: its pollable is ready now
     }
 
@@ -97,7 +97,7 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list, const char*
       if (left <= Clock::duration::zero()) break;
       const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left);
       auto r = io_.run_once(std::min(ms, std::chrono::milliseconds(1000)));
-      if (!r) trap("{}: the I/O engine failed: {}", what, r.error().message);
+      if (!r) trap("the I/O engine failed: {}", r.error().message);
     }
     std::sort(started.begin(), started.end());
     started.erase(std::unique(started.begin(), started.end()), started.end());

@@ -34,9 +34,9 @@ class Host {
   // can ever become ready traps, as does a wait on sockets alone that passes the
   // connection's io_timeout (every wait has a bound; a guest that wants to wait longer
   // adds a clock pollable).
-  std::vector<std::uint32_t> poll(std::span<Pollee* const> list, const char* what);
+  std::vector<std::uint32_t> poll(std::span<Pollee* const> list);
   // Blocks until `p` is ready.
-  void block_on(Pollee& p, const char* what);
+  void block_on(Pollee& p);
 
   // TLS connections whose writes go on in the background (close_notify after the guest
   // stopped writing, alerts and KeyUpdates a read left owed).

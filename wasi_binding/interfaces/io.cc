@@ -59,7 +59,7 @@ std::uint32_t pollable_ready(Host& h, std::uint32_t self) {
 }
 
 void pollable_block(Host& h, std::uint32_t self) {
-  h.block_on(h.table().get<Pollable>(self, "pollable", "self").source(), "pollable.block");
+  h.block_on(h.table().get<Pollable>(self, "pollable", "self").source());
 }
 
 void pollable_drop(Host& h, std::uint32_t self) { h.table().drop(self, "pollable", "self"); }
@@ -76,7 +76,7 @@ void poll_list(Host& h, std::uint32_t list, std::uint32_t len, std::uint32_t ret
     std::memcpy(&handle, bytes.data() + 4 * i, 4);
     sources[i] = &h.table().get<Pollable>(handle, "pollable", "in").source();
   }
-  const std::vector<std::uint32_t> ready = h.poll(sources, "poll");
+  const std::vector<std::uint32_t> ready = h.poll(sources);
   const std::uint32_t out = m.copy_out(
       std::span(reinterpret_cast<const std::uint8_t*>(ready.data()), ready.size() * 4), 4,
       "the result list");
@@ -94,7 +94,7 @@ void read_impl(Host& h, std::uint32_t self, std::uint64_t len, std::uint32_t ret
   InputStream& s = input(h, self);
   const auto want = static_cast<std::uint32_t>(std::min(len, kMaxRead));
   for (;;) {
-    if (blocking && want > 0) h.block_on(s, "input-stream.blocking-read");
+    if (blocking && want > 0) h.block_on(s);
     if (want == 0 || !s.ready()) {
       m.store<std::uint8_t>(at, 0);
       m.store<std::uint32_t>(at + 4, m.allocate(1, 0, "the list"));
@@ -154,7 +154,7 @@ void skip_impl(Host& h, std::uint32_t self, std::uint64_t len, std::uint32_t ret
   std::array<std::uint8_t, 16384> scratch;
   const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(len, scratch.size()));
   for (;;) {
-    if (blocking && want > 0) h.block_on(s, "input-stream.blocking-skip");
+    if (blocking && want > 0) h.block_on(s);
     const StreamResult r = want == 0 ? StreamResult::ok_n(0) : s.read(std::span(scratch).first(want));
     if (blocking && r.is_ok() && r.n == 0 && want > 0) continue;
     return store_u64_result(h, at, r);
@@ -210,13 +210,12 @@ void output_write(Host& h, std::uint32_t self, std::uint32_t ptr, std::uint32_t 
 }
 
 // Writes `data` whole, waiting for permits, then waits until it is flushed.
-StreamResult write_and_flush(Host& h, OutputStream& s, std::span<const std::uint8_t> data,
-                             const char* what) {
+StreamResult write_and_flush(Host& h, OutputStream& s, std::span<const std::uint8_t> data) {
   while (!data.empty()) {
     StreamResult p = s.check_write();
     if (!p.is_ok()) return p;
     if (p.n == 0) {
-      h.block_on(s, what);
+      h.block_on(s);
       continue;
     }
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(p.n, data.size()));
@@ -224,7 +223,7 @@ StreamResult write_and_flush(Host& h, OutputStream& s, std::span<const std::uint
     data = data.subspan(n);
   }
   if (StreamResult f = s.flush(); !f.is_ok()) return f;
-  while (!s.flushed()) h.block_on(s, what);
+  while (!s.flushed()) h.block_on(s);
   StreamResult p = s.check_write();
   return p.kind == StreamResult::Kind::failed ? p : StreamResult::ok_n(0);
 }
@@ -238,7 +237,7 @@ void output_blocking_write_and_flush(Host& h, std::uint32_t self, std::uint32_t 
     trap("contents: {} bytes; blocking-write-and-flush takes at most {}", len, kMaxBlockingWrite);
   // No call into the guest happens while waiting: the span into its memory stays valid.
   const auto data = m.bytes(ptr, len, "contents");
-  store_write_result(h, at, write_and_flush(h, s, data, "output-stream.blocking-write-and-flush"));
+  store_write_result(h, at, write_and_flush(h, s, data));
 }
 
 void output_flush(Host& h, std::uint32_t self, std::uint32_t ret) {
@@ -249,7 +248,7 @@ void output_flush(Host& h, std::uint32_t self, std::uint32_t ret) {
 void output_blocking_flush(Host& h, std::uint32_t self, std::uint32_t ret) {
   const std::uint32_t at = h.memory().return_area(ret, 12, 4, "return area");
   OutputStream& s = output(h, self);
-  store_write_result(h, at, write_and_flush(h, s, {}, "output-stream.blocking-flush"));
+  store_write_result(h, at, write_and_flush(h, s, {}));
 }
 
 void output_write_zeroes(Host& h, std::uint32_t self, std::uint64_t len, std::uint32_t ret) {
@@ -267,7 +266,7 @@ void output_blocking_write_zeroes_and_flush(Host& h, std::uint32_t self, std::ui
   if (len > kMaxBlockingWrite)
     trap("len: {} zeroes; blocking-write-zeroes-and-flush takes at most {}", len, kMaxBlockingWrite);
   const std::vector<std::uint8_t> zeroes(static_cast<std::size_t>(len));
-  store_write_result(h, at, write_and_flush(h, s, zeroes, "output-stream.blocking-write-zeroes-and-flush"));
+  store_write_result(h, at, write_and_flush(h, s, zeroes));
 }
 
 void splice_impl(Host& h, std::uint32_t self, std::uint32_t src, std::uint64_t len,
@@ -280,11 +279,11 @@ void splice_impl(Host& h, std::uint32_t self, std::uint32_t src, std::uint64_t l
     StreamResult p = out.check_write();
     if (!p.is_ok()) return store_u64_result(h, at, p);
     if (blocking && p.n == 0 && len > 0) {
-      h.block_on(out, "output-stream.blocking-splice");
+      h.block_on(out);
       continue;
     }
     if (blocking && len > 0 && !in.ready()) {
-      h.block_on(in, "output-stream.blocking-splice");
+      h.block_on(in);
       continue;
     }
     const auto n = static_cast<std::size_t>(std::min({len, p.n, std::uint64_t{buf.size()}}));
