@@ -125,6 +125,21 @@ timeout 60 "$bin" run --allow-connect 10.0.0.0/8 "$guests/connect_denied.wasm" 1
   >"$work/denied.out" 2>&1
 check "a connect outside --allow-connect gets access-denied" test $? -eq 0
 
+# --- TLS over streams that are not a socket of the guest's: userspace TLS over the streams ---
+# stdin and stdout are a TCP connection to serve (opened by bash); the guest uses them through
+# wasi:cli, so the host cannot hand the socket to the kernel and says why.
+timeout 300 bash -c 'exec "$0" run -v --ca "$1" "$2" localhost /bytes/300000 300000 \
+    <>/dev/tcp/127.0.0.1/"$3" >&0' "$bin" "$pki/ca.pem" "$guests/tls_over_stdio.wasm" $port \
+  2>"$work/stdio.err"
+check "TLS over the guest's stdin/stdout streams: 300 kB checked" out_has "$work/stdio.err" '^status=200 body=300000 ok$'
+check "TLS over stdio streams: -v says userspace and why" \
+  out_has "$work/stdio.err" 'backend=userspace \(the streams are not a TCP socket of this host'
+timeout 60 bash -c 'exec "$0" run --backend ktls --ca "$1" "$2" localhost /bytes/10 10 \
+    <>/dev/tcp/127.0.0.1/"$3" >&0' "$bin" "$pki/ca.pem" "$guests/tls_over_stdio.wasm" $port \
+  2>"$work/stdio-ktls.err"
+check "--backend ktls over non-socket streams: the handshake fails saying why" \
+  out_has "$work/stdio-ktls.err" 'backend ktls requested but the streams are not a TCP socket'
+
 # --- 4. close-output, then the reply read to its end ------------------------------------------
 run close_output.wasm 127.0.0.1 $port localhost /bytes/100000 >"$work/close.out" 2>&1
 check "close-output, then the whole reply" out_has "$work/close.out" '^ok$'
