@@ -55,12 +55,15 @@ run() {  # run NAME.wasm ARGS...: the guest, allowed to reach loopback, trusting
 out_has() { grep -qE -- "$2" "$1"; }
 
 # --- servers -------------------------------------------------------------------------------
-port=9543 eport=9544 mport=9545 sport=9546 nport=9547
+port=9543 eport=9544 mport=9545 sport=9546 nport=9547 e6port=9548
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $port --backend $backend \
   2>"$work/serve.log" &
 pids+=($!)
 "$bin" serve --echo --cert "$pki/server.pem" --key "$pki/server.key" --port $eport \
   --backend $backend 2>"$work/echo.log" &
+pids+=($!)
+"$bin" serve --echo --listen ::1 --cert "$pki/server.pem" --key "$pki/server.key" --port $e6port \
+  --backend $backend 2>"$work/echo6.log" &
 pids+=($!)
 "$bin" serve --require-client-cert --ca "$pki/ca.pem" --cert "$pki/server.pem" \
   --key "$pki/server.key" --port $mport --backend $backend 2>"$work/mtls.log" &
@@ -95,7 +98,7 @@ http {
 NGINX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx.err" &
 pids+=($!)
-for p in $port $eport $mport $sport $nport; do check "server on port $p listens" wait_listening $p; done
+for p in $port $eport $mport $sport $nport $e6port; do check "server on port $p listens" wait_listening $p; done
 
 # --- 1. HTTPS GET from serve, openssl s_server -www and nginx --------------------------------
 if $inside; then tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw); fi
@@ -124,6 +127,14 @@ check "mTLS server accepts the guest with --cert/--key" out_has "$work/mtls.out"
 timeout 60 "$bin" run --allow-connect 10.0.0.0/8 "$guests/connect_denied.wasm" 127.0.0.1 $port \
   >"$work/denied.out" 2>&1
 check "a connect outside --allow-connect gets access-denied" test $? -eq 0
+
+# --- the rest of the surface: cli, random, clocks, lookup, IPv4 and IPv6, socket options,
+# write-zeroes, skip, splice, poll, close-output, shutdown, wasi:cli/exit ----------------------
+timeout 300 "$bin" run --backend "$backend" --ca "$pki/ca.pem" --allow-connect 127.0.0.1 \
+  --allow-connect '[::1]' "$guests/stream_ops.wasm" $eport $e6port >"$work/ops.out" 2>&1
+check "stream_ops: every call behaves, exit through wasi:cli/exit(ok)" \
+  sh -c "test $? -eq 0 && grep -qx 'all ok' '$work/ops.out'"
+grep -qx 'all ok' "$work/ops.out" || sed 's/^/  stream_ops: /' "$work/ops.out"
 
 # --- TLS over streams that are not a socket of the guest's: userspace TLS over the streams ---
 # stdin and stdout are a TCP connection to serve (opened by bash); the guest uses them through
