@@ -32,26 +32,7 @@ tools/make-test-pki "$pki" >/dev/null || { echo "make-test-pki failed"; exit 1; 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-# Every wait is for a condition, polled, with a bound: on a loaded machine a server takes as
-# long as it takes to listen, and a log line comes when the connection has ended.
-wait_until() {  # wait_until SECONDS COMMAND...: true once COMMAND is, false after SECONDS
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-# listening PORT: a socket listens on PORT. Read from /proc/net, not by connecting: a probe
-# connection would be a failed handshake in serve's log and count towards --connections.
-listening() {
-  local files=() f
-  for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && files+=("$f"); done
-  awk -v port="$(printf ':%04X' "$1")" \
-    'substr($2, length($2) - 4) == port && $4 == "0A" { found = 1 } END { exit !found }' \
-    "${files[@]}"
-}
-wait_listening() { wait_until 30 listening "$1"; }  # wait_listening PORT
+source "$root/tests/lab/wait.sh"
 # wait_log FILE REGEX [COUNT]: FILE has COUNT (default 1) lines matching REGEX (grep -E).
 log_has() { [[ $(grep -cE -- "$2" "$1" 2>/dev/null) -ge ${3:-1} ]]; }
 wait_log() { wait_until 60 log_has "$@"; }

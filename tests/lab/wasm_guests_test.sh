@@ -27,22 +27,7 @@ tools/make-test-pki "$pki" >/dev/null || { echo "make-test-pki failed"; exit 1; 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-wait_until() {  # wait_until SECONDS COMMAND...: true once COMMAND is, false after SECONDS
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-listening() {  # listening PORT (from /proc/net: a probe connection would disturb servers)
-  local files=() f
-  for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && files+=("$f"); done
-  awk -v port="$(printf ':%04X' "$1")" \
-    'substr($2, length($2) - 4) == port && $4 == "0A" { found = 1 } END { exit !found }' \
-    "${files[@]}"
-}
-wait_listening() { wait_until 30 listening "$1"; }
+source "$root/tests/lab/wait.sh"
 
 if $inside; then backend=ktls; else backend=auto; fi
 export XDG_CACHE_HOME=$cache
