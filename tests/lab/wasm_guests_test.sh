@@ -167,6 +167,10 @@ hostile hostile_block_forever 'can ever become ready'
 timeout 60 "$bin" run /etc/hostname >/dev/null 2>"$work/notwasm.err"
 check "a file that is not wasm: exit 2 with a reason" \
   sh -c "test $? -eq 2 && grep -q 'cannot load' '$work/notwasm.err'"
+timeout 60 "$bin" run "$guests/missing_import.wasm" >"$work/missing.out" 2>"$work/missing.err"
+check "an import the host lacks: exit 2 naming it, nothing run" \
+  sh -c "test $? -eq 2 && grep -q 'wasi:filesystem/preopens@0.2.0.*get-directories' '$work/missing.err' &&
+         ! test -s '$work/missing.out'"
 
 if $inside; then
   check "tls_stat: the guests' kTLS TX and RX sessions counted" \
