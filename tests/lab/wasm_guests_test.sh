@@ -112,6 +112,10 @@ check "mTLS server accepts the guest with --cert/--key" out_has "$work/mtls.out"
 timeout 60 "$bin" run --allow-connect 10.0.0.0/8 "$guests/connect_denied.wasm" 127.0.0.1 $port \
   >"$work/denied.out" 2>&1
 check "a connect outside --allow-connect gets access-denied" test $? -eq 0
+timeout 60 "$bin" run --allow-connect 127.0.0.1:$port "$guests/connect_denied.wasm" 127.0.0.1 $port \
+  >"$work/allowed.out" 2>&1
+check "inside --allow-connect it connects (the guest's own exit status, 1, passes through)" \
+  test $? -eq 1
 
 # --- the rest of the surface: cli, random, clocks, lookup, IPv4 and IPv6, socket options,
 # write-zeroes, skip, splice, poll, close-output, shutdown, wasi:cli/exit ----------------------
