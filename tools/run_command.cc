@@ -1,10 +1,14 @@
 #include "tools/run_command.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <vector>
+
+#include "base/unique_fd.h"
 
 #include "tools/tls_options.h"
 #include "wasi_binding/engine/wasm2c_engine.h"
@@ -25,11 +29,21 @@ struct RunOptions {
 };
 
 Result<std::vector<std::uint8_t>> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return errno_error(errno, "cannot open " + path);
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)),
-                                  std::istreambuf_iterator<char>());
-  if (f.bad()) return errno_error(errno, "cannot read " + path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errno_error(errno, "cannot open " + path);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return errno_error(errno, "cannot stat " + path);
+  if (!S_ISREG(st.st_mode)) return make_error("{} is not a regular file", path);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
+  std::size_t have = 0;
+  while (have < bytes.size()) {
+    const ssize_t n = ::read(fd.get(), bytes.data() + have, bytes.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error(errno, "cannot read " + path);
+    if (n == 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  bytes.resize(have);
   return bytes;
 }
 

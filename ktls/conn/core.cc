@@ -137,7 +137,11 @@ struct ConnectionCore::Impl {
   void hand_over(LaneOp& op) {
     info = session->info();
     auto decision = decide_backend(
-        options.backend, kernel_refusal(info, session->has_unconsumed_input(), probe()));
+        options.backend,
+        // Userspace asked for: the kernel is not asked either (no probe of its own).
+        options.backend == Backend::userspace
+            ? std::nullopt
+            : kernel_refusal(info, session->has_unconsumed_input(), probe()));
     if (!decision) {
       Error e = decision.error();
       e.kind = ErrorKind::backend_unavailable;
