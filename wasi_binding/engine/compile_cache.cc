@@ -35,11 +35,12 @@ class WorkDir {
   std::string path_;
 };
 
-// Only a library this user made, that no one else can have changed, is code we run.
+// A cached library is code we run: only one that this user or root owns and no one else can
+// write (a cache prepared by root on a read-only image qualifies).
 bool trustworthy(const std::string& path) {
   struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
-         (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         (st.st_uid == ::geteuid() || st.st_uid == 0) && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
 std::string temp_parent() {

@@ -125,8 +125,8 @@ Result<std::unique_ptr<Module>> Wasm2cEngine::load(std::span<const std::uint8_t>
   if (!find(lib, kGlueInstantiate, loaded->instantiate) || !find(lib, kGlueFree, loaded->free) ||
       !find(lib, kGlueMemory, loaded->memory) || !find(lib, kGlueCall, loaded->call) ||
       !find(lib, kGlueStrerror, loaded->strerror))
-    return make_error(ErrorKind::config,
-                      "the compiled module {} lacks the glue's entry points", *key);
+    return make_error(ErrorKind::config, "the compiled module {} lacks the glue's entry points",
+                      *key);
   for (const auto& imp : plan->imports) loaded->calls.push_back(imp.call);
   for (std::size_t e = 0; e < loaded->entries.size(); ++e)
     loaded->entries[e] = plan->entries[e].has_value();

@@ -49,13 +49,16 @@ std::string WasmReader::name(std::string_view what) {
 }
 
 void WasmReader::fail(std::size_t at, std::string message) {
-  if (!error_) error_ = Failure{at, std::move(message)};
+  if (failed_) return;
+  failed_ = true;
+  fail_at_ = at;
+  fail_message_ = std::move(message);
 }
 
 Error WasmReader::error() const {
-  if (!error_) return make_error(ErrorKind::config, "malformed wasm: {}", where_);
-  return make_error(ErrorKind::config, "malformed wasm: {} at offset {}: {}", where_, error_->at,
-                    error_->message);
+  if (!failed_) return make_error(ErrorKind::config, "malformed wasm: {}", where_);
+  return make_error(ErrorKind::config, "malformed wasm: {} at offset {}: {}", where_, fail_at_,
+                    fail_message_);
 }
 
 }  // namespace wasi_ktls::wasm

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,7 +24,7 @@ class WasmReader {
   std::size_t offset() const { return origin_ + pos_; }
   std::size_t remaining() const { return bytes_.size() - pos_; }
   bool at_end() const { return pos_ == bytes_.size(); }
-  bool ok() const { return !error_.has_value(); }
+  bool ok() const { return !failed_; }
 
   std::uint8_t byte(std::string_view what);
   // LEB128, at most 5 bytes, no bits beyond 32 (the spec's u32).
@@ -44,11 +43,11 @@ class WasmReader {
   std::size_t origin_;
   std::string where_;
   std::size_t pos_ = 0;
-  struct Failure {
-    std::size_t at;
-    std::string message;
-  };
-  std::optional<Failure> error_;
+  // Plain members, not an optional: GCC 12 at -O1 takes an optional<string-holding struct>
+  // for a maybe-uninitialized read (-Werror).
+  bool failed_ = false;
+  std::size_t fail_at_ = 0;
+  std::string fail_message_;
 };
 
 }  // namespace wasi_ktls::wasm
