@@ -40,7 +40,7 @@ run() {  # run NAME.wasm ARGS...: the guest, allowed to reach loopback, trusting
 out_has() { grep -qE -- "$2" "$1"; }
 
 # --- servers -------------------------------------------------------------------------------
-port=9543 eport=9544 mport=9545 sport=9546 nport=9547 e6port=9548
+port=9543 eport=9544 mport=9545 sport=9546 nport=9547 e6port=9548 aport=9549
 "$bin" serve --cert "$pki/server.pem" --key "$pki/server.key" --port $port --backend $backend \
   2>"$work/serve.log" &
 pids+=($!)
@@ -49,6 +49,9 @@ pids+=($!)
 pids+=($!)
 "$bin" serve --echo --listen ::1 --cert "$pki/server.pem" --key "$pki/server.key" --port $e6port \
   --backend $backend 2>"$work/echo6.log" &
+pids+=($!)
+"$bin" serve --alpn h2,http/1.1 --cert "$pki/server.pem" --key "$pki/server.key" --port $aport \
+  --backend $backend 2>"$work/alpn.log" &
 pids+=($!)
 "$bin" serve --require-client-cert --ca "$pki/ca.pem" --cert "$pki/server.pem" \
   --key "$pki/server.key" --port $mport --backend $backend 2>"$work/mtls.log" &
@@ -83,7 +86,7 @@ http {
 NGINX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx.err" &
 pids+=($!)
-for p in $port $eport $mport $sport $nport $e6port; do check "server on port $p listens" wait_listening $p; done
+for p in $port $eport $mport $sport $nport $e6port $aport; do check "server on port $p listens" wait_listening $p; done
 
 # --- 1. HTTPS GET from serve, openssl s_server -www and nginx --------------------------------
 if $inside; then tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw); fi
@@ -95,6 +98,12 @@ run https_get.wasm 127.0.0.1 $sport localhost / >"$work/sget.out" 2>"$work/sget.
 check "https_get: openssl s_server -www answers 200" out_has "$work/sget.out" '^status=200 '
 run https_get.wasm 127.0.0.1 $nport localhost /blob 3000000 >"$work/nget.out" 2>"$work/nget.err"
 check "https_get: 3 MB from nginx, checked in the guest" out_has "$work/nget.out" '^status=200 body=3000000 ok$'
+
+timeout 300 "$bin" run -v --backend "$backend" --alpn foo,http/1.1 --ca "$pki/ca.pem" \
+  --allow-connect 127.0.0.1 "$guests/https_get.wasm" 127.0.0.1 $aport localhost /bytes/1000 1000 \
+  >"$work/alpn.out" 2>"$work/alpn.err"
+check "--alpn: negotiated with the server, named by -v" \
+  sh -c "grep -q 'body=1000 ok' '$work/alpn.out' && grep -q 'alpn=http/1.1 ' '$work/alpn.err'"
 
 # --- 2. bulk: 16 MiB up and 16 MiB down through serve --echo ----------------------------------
 run bulk.wasm 127.0.0.1 $eport localhost 16 >"$work/bulk.out" 2>"$work/bulk.err"

@@ -25,9 +25,8 @@ class TlsOutput final : public OutputStream {
   StreamResult check_write() override { return s_->check_write(); }
   StreamResult write(std::span<const std::uint8_t> d) override { return s_->write(d); }
   StreamResult flush() override {
-    (void)s_->progress_writes();
-    return s_->check_write().kind == StreamResult::Kind::failed ? s_->check_write()
-                                                                : StreamResult::ok_n(0);
+    const StreamResult r = s_->check_write();  // moves what is buffered on
+    return r.is_ok() ? StreamResult::ok_n(0) : r;
   }
   bool flushed() override { return s_->write_idle(); }
   bool ready() override {
