@@ -17,6 +17,8 @@ guests=0
 for wasm in "$here"/*.wasm; do
   [[ $(basename "$wasm") == sdk_imports.wasm ]] && continue
   guests=$((guests + 1))
+  # missing_import imports what no host here provides, on purpose (the load must fail).
+  [[ $(basename "$wasm") == missing_import.wasm ]] ||
   while read -r import; do
     grep -qxF "$import" <<<"$expected" || problem "$(basename "$wasm") imports $import"
   done < <("$here/list_imports.sh" "$wasm" | grep -v '^wasi_snapshot_preview1\.')

@@ -61,6 +61,16 @@ static const any_function imports[] = {
     (any_function)&wk_monotonic_clock_resolution,
     (any_function)&wk_monotonic_clock_subscribe_instant,
     (any_function)&wk_monotonic_clock_subscribe_duration,
+    (any_function)&wk_tcp_socket_keep_alive_enabled,
+    (any_function)&wk_wall_clock_now,
+    (any_function)&wk_wall_clock_resolution,
+    (any_function)&wk_get_random_bytes,
+    (any_function)&wk_get_random_u64,
+    (any_function)&wk_get_arguments,
+    (any_function)&wk_exit,
+    (any_function)&wk_get_stdin,
+    (any_function)&wk_get_stdout,
+    (any_function)&wk_get_stderr,
 };
 
 /* Exported so that the linker keeps the table, and with it every import. */

@@ -6,28 +6,6 @@
  * close-output and shutdown. Prints "all ok" and leaves through wasi:cli/exit(ok). */
 #include "guest_util.h"
 
-__attribute__((import_module("wasi:cli/environment@0.2.0"), import_name("get-arguments")))
-void get_arguments(wk_bytes_t *ret);
-__attribute__((import_module("wasi:cli/exit@0.2.0"), import_name("exit")))
-_Noreturn void cli_exit(uint32_t is_err);
-__attribute__((import_module("wasi:random/random@0.2.0"), import_name("get-random-bytes")))
-void random_bytes(uint64_t len, wk_bytes_t *ret);
-__attribute__((import_module("wasi:random/random@0.2.0"), import_name("get-random-u64")))
-uint64_t random_u64(void);
-__attribute__((import_module("wasi:clocks/wall-clock@0.2.0"), import_name("now")))
-void wall_now(struct { uint64_t seconds; uint32_t nanoseconds; } * ret);
-__attribute__((import_module("wasi:clocks/monotonic-clock@0.2.0"), import_name("now")))
-uint64_t mono_now(void);
-__attribute__((import_module("wasi:sockets/tcp@0.2.0"),
-               import_name("[method]tcp-socket.keep-alive-enabled")))
-void keep_alive_enabled(uint32_t sock, struct { uint8_t is_err, val; } * ret);
-__attribute__((import_module("wasi:sockets/tcp@0.2.0"),
-               import_name("[method]tcp-socket.set-keep-alive-enabled")))
-void set_keep_alive_enabled(uint32_t sock, uint32_t on, wk_sock_unit_result_t *ret);
-__attribute__((import_module("wasi:io/streams@0.2.0"),
-               import_name("[method]output-stream.blocking-splice")))
-void blocking_splice(uint32_t out, uint32_t src, uint64_t len, wk_u64_result_t *ret);
-
 WK_DEFINE_CABI_REALLOC()
 
 #define EXPECT(cond)                                                        \
@@ -58,25 +36,25 @@ int main(int argc, char **argv) {
   const uint16_t port6 = (uint16_t)parse_u64(argv[2], "PORT6");
 
   /* wasi:cli arguments are the same as main's. */
-  wk_bytes_t args;
-  get_arguments(&args);
+  wk_list_string_t args;
+  wk_get_arguments(&args);
   EXPECT(args.len == 3);
-  const wk_bytes_t *arg = (const wk_bytes_t *)args.ptr;
+  const wk_bytes_t *arg = args.ptr;
   EXPECT(arg[1].len == strlen(argv[1]) && memcmp(arg[1].ptr, argv[1], arg[1].len) == 0);
 
   /* random, clocks */
   wk_bytes_t rnd;
-  random_bytes(32, &rnd);
+  wk_get_random_bytes(32, &rnd);
   EXPECT(rnd.len == 32);
   int nonzero = 0;
   for (size_t i = 0; i < rnd.len; ++i) nonzero |= rnd.ptr[i];
   EXPECT(nonzero);
-  EXPECT(random_u64() != random_u64());
-  struct { uint64_t seconds; uint32_t nanoseconds; } wall;
-  wall_now((void *)&wall);
+  EXPECT(wk_get_random_u64() != wk_get_random_u64());
+  wk_datetime_t wall;
+  wk_wall_clock_now(&wall);
   EXPECT(wall.seconds > 1700000000u && wall.nanoseconds < 1000000000u);
-  const uint64_t t0 = mono_now();
-  EXPECT(mono_now() >= t0);
+  const uint64_t t0 = wk_monotonic_clock_now();
+  EXPECT(wk_monotonic_clock_now() >= t0);
 
   /* name lookup: localhost has 127.0.0.1 */
   uint32_t net = wk_instance_network();
@@ -110,10 +88,10 @@ int main(int argc, char **argv) {
   wk_tcp_socket_local_address(c.socket, &addr);
   EXPECT(!addr.is_err && addr.val.ok.tag == WK_IPV4 && addr.val.ok.val.ipv4.port != 0);
   wk_sock_unit_result_t unit;
-  set_keep_alive_enabled(c.socket, 1, &unit);
+  wk_tcp_socket_set_keep_alive_enabled(c.socket, 1, &unit);
   EXPECT(!unit.is_err);
-  struct { uint8_t is_err, val; } ka;
-  keep_alive_enabled(c.socket, (void *)&ka);
+  wk_sock_bool_result_t ka;
+  wk_tcp_socket_keep_alive_enabled(c.socket, &ka);
   EXPECT(!ka.is_err && ka.val == 1);
   wk_tcp_socket_set_send_buffer_size(c.socket, 1 << 20, &unit);
   EXPECT(!unit.is_err);
@@ -153,7 +131,7 @@ int main(int argc, char **argv) {
   uint64_t spliced = 0;
   while (spliced < 9) {
     wk_u64_result_t s;
-    blocking_splice(c.output, c.input, 9 - spliced, &s);
+    wk_output_stream_blocking_splice(c.output, c.input, 9 - spliced, &s);
     EXPECT(!s.is_err);
     spliced += s.val.ok;
   }
@@ -198,5 +176,5 @@ int main(int argc, char **argv) {
 
   printf("all ok\n");
   fflush(stdout);
-  cli_exit(0);
+  wk_exit(0);
 }

@@ -5,11 +5,6 @@
  * stderr ("status=200 body=N ok"), since stdout carries the TLS records. */
 #include "guest_util.h"
 
-__attribute__((import_module("wasi:cli/stdin@0.2.0"), import_name("get-stdin")))
-uint32_t get_stdin(void);
-__attribute__((import_module("wasi:cli/stdout@0.2.0"), import_name("get-stdout")))
-uint32_t get_stdout(void);
-
 WK_DEFINE_CABI_REALLOC()
 
 int main(int argc, char **argv) {
@@ -24,8 +19,8 @@ int main(int argc, char **argv) {
   wk_conn_t c;
   memset(&c, 0, sizeof c);
   c.socket_error = -1;
-  c.input = get_stdin();
-  c.output = get_stdout();
+  c.input = wk_get_stdin();
+  c.output = wk_get_stdout();
   if (wk_tls_handshake(&c, argv[1]) != 0 || wk_write_all(&c, request, (size_t)n) != 0) {
     fprintf(stderr, "error: %s\n", c.error);
     wk_conn_close(&c);

@@ -246,6 +246,11 @@ WK_IMPORT(WK_TCP, "[method]tcp-socket.local-address")
 void wk_tcp_socket_local_address(uint32_t socket, wk_sock_address_result_t *ret);
 WK_IMPORT(WK_TCP, "[method]tcp-socket.remote-address")
 void wk_tcp_socket_remote_address(uint32_t socket, wk_sock_address_result_t *ret);
+/* result<bool, error-code> */
+typedef struct { uint8_t is_err; uint8_t val; } wk_sock_bool_result_t;
+WK_LAYOUT(wk_sock_bool_result_t, 2, 1);
+WK_IMPORT(WK_TCP, "[method]tcp-socket.keep-alive-enabled")
+void wk_tcp_socket_keep_alive_enabled(uint32_t socket, wk_sock_bool_result_t *ret);
 WK_IMPORT(WK_TCP, "[method]tcp-socket.set-keep-alive-enabled")
 void wk_tcp_socket_set_keep_alive_enabled(uint32_t socket, uint32_t enabled,
                                           wk_sock_unit_result_t *ret);
@@ -280,6 +285,27 @@ WK_IMPORT(WK_CLOCK, "subscribe-instant")
 uint32_t wk_monotonic_clock_subscribe_instant(uint64_t when);
 WK_IMPORT(WK_CLOCK, "subscribe-duration")
 uint32_t wk_monotonic_clock_subscribe_duration(uint64_t nanoseconds);
+
+#define WK_WALL "wasi:clocks/wall-clock@0.2.0"
+typedef struct { uint64_t seconds; uint32_t nanoseconds; } wk_datetime_t;
+WK_LAYOUT(wk_datetime_t, 16, 8);
+WK_IMPORT(WK_WALL, "now") void wk_wall_clock_now(wk_datetime_t *ret);
+WK_IMPORT(WK_WALL, "resolution") void wk_wall_clock_resolution(wk_datetime_t *ret);
+
+#define WK_RANDOM "wasi:random/random@0.2.0"
+WK_IMPORT(WK_RANDOM, "get-random-bytes") void wk_get_random_bytes(uint64_t len, wk_bytes_t *ret);
+WK_IMPORT(WK_RANDOM, "get-random-u64") uint64_t wk_get_random_u64(void);
+
+/* wasi:cli. Arguments are a list<string>: `len` strings at `ptr`, each a wk_bytes_t. */
+typedef struct { wk_bytes_t *ptr; size_t len; } wk_list_string_t;
+WK_LAYOUT(wk_list_string_t, 8, 4);
+WK_IMPORT("wasi:cli/environment@0.2.0", "get-arguments")
+void wk_get_arguments(wk_list_string_t *ret);
+/* result<_, _>: 0 ok, 1 err; the host ends the guest with status 0 or 1. */
+WK_IMPORT("wasi:cli/exit@0.2.0", "exit") __attribute__((noreturn)) void wk_exit(uint32_t is_err);
+WK_IMPORT("wasi:cli/stdin@0.2.0", "get-stdin") uint32_t wk_get_stdin(void);
+WK_IMPORT("wasi:cli/stdout@0.2.0", "get-stdout") uint32_t wk_get_stdout(void);
+WK_IMPORT("wasi:cli/stderr@0.2.0", "get-stderr") uint32_t wk_get_stderr(void);
 
 /* ---- Exports ----------------------------------------------------------------------------- */
 
