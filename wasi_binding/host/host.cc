@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <map>
+#include <set>
 
 #include "wasi_binding/streams/tls_session.h"
 
@@ -45,7 +45,7 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
     if (!ready.empty()) return ready;
 
     // What to wait for: the guest's pollables, and the background writes.
-    std::map<std::pair<int, short>, bool> fds;
+    std::set<std::pair<int, short>> fds;  // (fd, POLLIN or POLLOUT)
     Clock::time_point deadline = kNoDeadline;
     bool possible = false;
     bool now = false;
@@ -54,7 +54,7 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
       if (!w.can_happen()) continue;
       possible = true;
       now = now || w.now;
-      if (w.fd >= 0) fds[{w.fd, w.events}] = false;
+      if (w.fd >= 0) fds.insert({w.fd, w.events});
       deadline = std::min(deadline, w.deadline);
     }
     if (!possible)
@@ -67,7 +67,7 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
       auto s = w.lock();
       if (s && s->progress_writes()) {
         const Wait bw = s->write_wait();
-        if (bw.fd >= 0) fds[{bw.fd, bw.events}] = false;
+        if (bw.fd >= 0) fds.insert({bw.fd, bw.events});
       }
     }
     const bool sockets_only = deadline == kNoDeadline;
@@ -83,11 +83,10 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
     // One round on the engine: a readiness op per socket, the earliest deadline as the wait.
     auto fired = std::make_shared<bool>(false);
     std::vector<int> started;
-    for (auto& [key, unused] : fds) {
-      (void)unused;
-      Status st = io_.poll(key.first, key.second, kNoDeadline, [fired](int) { *fired = true; });
+    for (const auto& [fd, events] : fds) {
+      Status st = io_.poll(fd, events, kNoDeadline, [fired](int) { *fired = true; });
       if (st) {
-        started.push_back(key.first);
+        started.push_back(fd);
       } else {
         *fired = true;  // cannot wait on it: look again at once
       }
@@ -102,7 +101,9 @@ std::vector<std::uint32_t> Host::poll(std::span<Pollee* const> list) {
     std::sort(started.begin(), started.end());
     started.erase(std::unique(started.begin(), started.end()), started.end());
     for (int fd : started) io_.cancel(fd);
-    for (int i = 0; i < 100 && io_.in_flight() > 0; ++i) (void)io_.run_once(std::chrono::milliseconds(10));
+    // The cancelled ops complete too; bounded, as every wait here is.
+    for (int i = 0; i < 100 && io_.in_flight() > 0; ++i)
+      (void)io_.run_once(std::chrono::milliseconds(10));
   }
 }
 
