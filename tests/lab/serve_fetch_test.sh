@@ -33,6 +33,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 source "$root/tests/lab/wait.sh"
+source "$root/tests/lab/nginx.sh"
 # wait_log FILE REGEX [COUNT]: FILE has COUNT (default 1) lines matching REGEX (grep -E).
 log_has() { [[ $(grep -cE -- "$2" "$1" 2>/dev/null) -ge ${3:-1} ]]; }
 wait_log() { wait_until 60 log_has "$@"; }
@@ -183,31 +184,7 @@ check "fetch from openssl s_server -www over kTLS" \
 nport=9445
 mkdir -p "$work/nginx/html"
 head -c 3000000 /dev/urandom >"$work/nginx/html/blob"
-cat >"$work/nginx/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-user root;
-error_log $work/nginx/error.log;
-pid $work/nginx/nginx.pid;
-events {}
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nport ssl;
-    ssl_certificate $pki/server.pem;
-    ssl_certificate_key $pki/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    root $work/nginx/html;
-  }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
+start_nginx "$work/nginx" $nport "$pki"
 check "nginx listens" wait_listening $nport
 for v in 1.2 1.3; do
   "$bin" fetch -v --backend ktls --ca "$pki/ca.pem" --min-version $v --max-version $v \

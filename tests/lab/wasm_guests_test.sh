@@ -28,6 +28,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 source "$root/tests/lab/wait.sh"
+source "$root/tests/lab/nginx.sh"
 
 if $inside; then backend=ktls; else backend=auto; fi
 export XDG_CACHE_HOME=$cache
@@ -62,30 +63,7 @@ pids+=($!)
 mkdir -p "$work/nginx/html"
 python3 -c "import sys; sys.stdout.buffer.write(bytes(i % 251 for i in range(3000000)))" \
   >"$work/nginx/html/blob"
-cat >"$work/nginx/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-error_log $work/nginx/error.log;
-pid $work/nginx/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nport ssl;
-    ssl_certificate $pki/server.pem;
-    ssl_certificate_key $pki/server.key;
-    root $work/nginx/html;
-  }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx.err" &
-pids+=($!)
+start_nginx "$work/nginx" $nport "$pki"
 for p in $port $eport $mport $sport $nport $e6port $aport; do check "server on port $p listens" wait_listening $p; done
 
 # --- 1. HTTPS GET from serve, openssl s_server -www and nginx --------------------------------

@@ -11,28 +11,11 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/wasm_bytes.h"
 #include "wasi_binding/engine/load_plan.h"
 
 namespace wasi_ktls::wasm {
 namespace {
-
-using Bytes = std::vector<std::uint8_t>;
-
-Bytes operator+(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-Bytes leb(std::uint32_t v) {
-  Bytes out;
-  do {
-    std::uint8_t b = v & 0x7f;
-    v >>= 7;
-    if (v != 0) b |= 0x80;
-    out.push_back(b);
-  } while (v != 0);
-  return out;
-}
 
 // The 5-byte form wasm-ld leaves in code it copies from object files.
 Bytes padded(std::uint32_t v) {
@@ -42,22 +25,12 @@ Bytes padded(std::uint32_t v) {
           static_cast<std::uint8_t>(0x80 | ((v >> 21) & 0x7f)), static_cast<std::uint8_t>(v >> 28)};
 }
 
-Bytes name(std::string_view s) {
-  return leb(static_cast<std::uint32_t>(s.size())) + Bytes(s.begin(), s.end());
-}
-
-Bytes section(std::uint8_t id, const Bytes& contents) {
-  return Bytes{id} + leb(static_cast<std::uint32_t>(contents.size())) + contents;
-}
-
 template <class T>
 Bytes vec(const std::vector<T>& items) {
   Bytes out = leb(static_cast<std::uint32_t>(items.size()));
   for (const auto& i : items) out = out + i;
   return out;
 }
-
-const Bytes kHeader = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
 
 enum : std::uint8_t { I32 = 0x7f, I64 = 0x7e, F32 = 0x7d, F64 = 0x7c };
 

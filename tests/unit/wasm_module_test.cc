@@ -11,36 +11,10 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/support/wasm_bytes.h"
+
 namespace wasi_ktls::wasm {
 namespace {
-
-using Bytes = std::vector<std::uint8_t>;
-
-Bytes operator+(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-Bytes leb(std::uint32_t v) {
-  Bytes out;
-  do {
-    std::uint8_t b = v & 0x7f;
-    v >>= 7;
-    if (v != 0) b |= 0x80;
-    out.push_back(b);
-  } while (v != 0);
-  return out;
-}
-
-Bytes name(std::string_view s) {
-  return leb(static_cast<std::uint32_t>(s.size())) + Bytes(s.begin(), s.end());
-}
-
-Bytes section(std::uint8_t id, const Bytes& contents) {
-  return Bytes{id} + leb(static_cast<std::uint32_t>(contents.size())) + contents;
-}
-
-const Bytes kHeader = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
 
 // (type 0: () -> ()) (type 1: (i32, i64) -> i32) (type 2: (f32, f64) -> f64)
 const Bytes kTypes = section(1, Bytes{3} + Bytes{0x60, 0, 0} + Bytes{0x60, 2, 0x7f, 0x7e, 1, 0x7f} +
