@@ -58,19 +58,17 @@ StreamResult TcpOutput::fail(int err) {
 }
 
 StreamResult TcpOutput::send_pending() {
-  while (pending_pos_ < pending_.size()) {
-    const ssize_t n = ::send(fd_->get(), pending_.data() + pending_pos_,
-                             pending_.size() - pending_pos_, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (!pending_.empty()) {
+    const auto bytes = pending_.readable();
+    const ssize_t n = ::send(fd_->get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
-      pending_pos_ += static_cast<std::size_t>(n);
+      pending_.consume(static_cast<std::size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return StreamResult::ok_n(0);
     return fail(n == 0 ? EPIPE : errno);
   }
-  pending_.clear();
-  pending_pos_ = 0;
   return StreamResult::ok_n(0);
 }
 
@@ -96,7 +94,7 @@ StreamResult TcpOutput::write(std::span<const std::uint8_t> data) {
     return fail(n == 0 ? EPIPE : errno);
   }
   // Only what the socket would not take now is copied.
-  pending_.insert(pending_.end(), data.begin() + static_cast<std::ptrdiff_t>(sent), data.end());
+  pending_.append(data.subspan(sent));
   return StreamResult::ok_n(data.size());
 }
 

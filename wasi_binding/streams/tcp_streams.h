@@ -5,8 +5,8 @@
 #pragma once
 
 #include <memory>
-#include <vector>
 
+#include "base/byte_queue.h"
 #include "base/unique_fd.h"
 #include "wasi_binding/streams/stream.h"
 
@@ -44,8 +44,7 @@ class TcpOutput final : public OutputStream {
   StreamResult fail(int err);
 
   SharedFd fd_;
-  std::vector<std::uint8_t> pending_;  // what the socket did not take yet
-  std::size_t pending_pos_ = 0;
+  ByteQueue pending_;  // what the socket did not take yet
   StreamResult ended_ = StreamResult::ok_n(0);
 };
 

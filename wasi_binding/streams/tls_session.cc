@@ -197,7 +197,7 @@ Wait TlsSession::read_wait() const {
 
 void TlsSession::fail_writes(const Error& e) {
   write_error_ = e.message;
-  pending_.clear();
+  pending_.consume(pending_.size());
   lane_busy_ = false;
 }
 
@@ -221,7 +221,7 @@ bool TlsSession::progress_writes() {
       continue;
     }
     if (!pending_.empty()) {
-      if (Status s = core_.write_now(pending_); !s) {
+      if (Status s = core_.write_now(pending_.readable()); !s) {
         fail_writes(s.error());
         return false;
       }
@@ -231,7 +231,7 @@ bool TlsSession::progress_writes() {
         fail_writes(r.error());
         return false;
       }
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(*r));
+      pending_.consume(*r);
       if (!pending_.empty()) return true;
       continue;
     }
@@ -299,7 +299,7 @@ StreamResult TlsSession::write(std::span<const std::uint8_t> data) {
     }
     taken = *r;
   }
-  pending_.insert(pending_.end(), data.begin() + static_cast<std::ptrdiff_t>(taken), data.end());
+  pending_.append(data.subspan(taken));
   return StreamResult::ok_n(data.size());
 }
 

@@ -19,8 +19,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
+#include "base/byte_queue.h"
 #include "handshake/policy.h"
 #include "ktls/conn/core.h"
 #include "wasi_binding/streams/stream.h"
@@ -98,7 +98,7 @@ class TlsSession {
   std::optional<std::string> read_error_;
 
   // Write side.
-  std::vector<std::uint8_t> pending_;
+  ByteQueue pending_;
   bool lane_busy_ = false;  // a close (or flush) waits on the socket
   bool close_requested_ = false;
   bool close_started_ = false;
