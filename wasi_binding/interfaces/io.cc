@@ -93,14 +93,14 @@ void read_impl(Host& h, std::uint32_t self, std::uint64_t len, std::uint32_t ret
   const std::uint32_t at = m.return_area(ret, 12, 4, "return area");
   InputStream& s = input(h, self);
   const auto want = static_cast<std::uint32_t>(std::min(len, kMaxRead));
+  auto nothing_yet = [&] {  // ok, an empty list
+    m.store<std::uint8_t>(at, 0);
+    m.store<std::uint32_t>(at + 4, m.allocate(1, 0, "the list"));
+    m.store<std::uint32_t>(at + 8, 0);
+  };
   for (;;) {
     if (blocking && want > 0) h.block_on(s);
-    if (want == 0 || !s.ready()) {
-      m.store<std::uint8_t>(at, 0);
-      m.store<std::uint32_t>(at + 4, m.allocate(1, 0, "the list"));
-      m.store<std::uint32_t>(at + 8, 0);
-      return;
-    }
+    if (want == 0 || !s.ready()) return nothing_yet();
     if (StreamResult end = s.read({}); !end.is_ok()) {  // the end is known: nothing to allocate
       m.store<std::uint8_t>(at, 1);
       return store_stream_error(h, at + 4, end);
@@ -113,11 +113,8 @@ void read_impl(Host& h, std::uint32_t self, std::uint64_t len, std::uint32_t ret
         m.store<std::uint8_t>(at, 1);
         return store_stream_error(h, at + 4, r);
       }
-      if (blocking) continue;  // readiness without bytes (a control record): wait again
-      m.store<std::uint8_t>(at, 0);
-      m.store<std::uint32_t>(at + 4, m.allocate(1, 0, "the list"));
-      m.store<std::uint32_t>(at + 8, 0);
-      return;
+      if (blocking) continue;  // ready, yet no bytes came (stdin shared with another reader)
+      return nothing_yet();
     }
     const auto n = static_cast<std::uint32_t>(r.n);
     if (n < want) ptr = m.reallocate(ptr, want, 1, n, "the list");
