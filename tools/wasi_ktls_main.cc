@@ -2,6 +2,8 @@
 // registered below with one line.
 #include <vector>
 
+#include "bench/bench_command.h"
+#include "bench/worker.h"
 #include "tools/command.h"
 #include "tools/fetch_command.h"
 #include "tools/probe_command.h"
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
   commands.push_back(add_serve_command(app));
   commands.push_back(add_fetch_command(app));
   commands.push_back(add_run_command(app));
+  commands.push_back(wasi_ktls::bench::add_bench_command(app));
+  commands.push_back(wasi_ktls::bench::add_bench_worker_command(app));
 
   CLI11_PARSE(app, argc, argv);
   for (const Command& c : commands)
