@@ -165,12 +165,22 @@ std::string goals(const Json& run) {
           median(run, "handshakes", "openssl s_server", p, "handshakes/server CPU-s"),
           "handshakes/CPU-s", false, 1.0);
     }
+  // Per connection, so comparable across counts: nginx at the same count where it ran (the
+  // lab's quick mode opens fewer), else at the nearest.
   for (const auto& c : run["cases"]) {
     if (c["scenario"] != "idle" || c["system"] == "nginx" || c["status"] != "ok") continue;
+    const Json* nginx = nullptr;
+    for (const auto& n : run["cases"])
+      if (n["scenario"] == "idle" && n["system"] == "nginx" && n["status"] == "ok" &&
+          (!nginx || std::fabs(n["x"].get<double>() - c["x"].get<double>()) <
+                         std::fabs((*nginx)["x"].get<double>() - c["x"].get<double>())))
+        nginx = &n;
     const std::string p = c["param"];
-    row(fmt::format("{} memory per idle connection < nginx ({})", c["system"].get<std::string>(), p),
-        median(run, "idle", c["system"], p, "KiB/connection"), median(run, "idle", "nginx", p, "KiB/connection"),
-        "KiB/connection", true, 0.999);
+    row(fmt::format("{} memory per idle connection < nginx ({}{})", c["system"].get<std::string>(), p,
+                    nginx && (*nginx)["param"] != p ? "; nginx: " + (*nginx)["param"].get<std::string>() : ""),
+        median(run, "idle", c["system"], p, "KiB/connection"),
+        nginx ? std::optional(metrics(*nginx)["KiB/connection"].median) : std::nullopt, "KiB/connection",
+        true, 0.999);
   }
   for (const char* m : {"send instr/MiB", "recv instr/MiB"})
     row(fmt::format("kernel transport userspace instructions ≤ 2% of userspace transport ({})", m),
@@ -293,7 +303,9 @@ Status plots(const Json& run, const std::string& out, const std::string& scratch
     }
     f.close();
     if (!order.empty()) {
-      const std::string common = "set logscale x 2\nset xlabel 'write size (bytes)'\n";
+      const std::string common =
+          "set logscale x 2\nset xlabel 'write size'\n"
+          "set xtics ('1 KiB' 1024, '16 KiB' 16384, '256 KiB' 262144, '1 MiB' 1048576)\n";
       draw("bulk-throughput", common + "set title 'Bulk throughput by write size (this machine)'\nset ylabel 'MB/s'\n"
                               "plot for [i=0:*] '" + dir + "/bulk.dat' index i using 1:2 with linespoints title columnheader(1)\n");
       draw("bulk-cpu", common + "set title 'CPU per GiB, sender + receiver, by write size (this machine)'\n"
@@ -303,7 +315,7 @@ Status plots(const Json& run, const std::string& out, const std::string& scratch
   }
   // Bars: one row per case, labelled "system, param".
   auto bars = [&](const std::string& name, const std::string& scenario, const std::vector<std::string>& cols,
-                  const std::string& title, const std::string& ylabel) {
+                  const std::string& title, const std::string& ylabel, bool log_y = false) {
     std::ofstream f(dir + "/" + name + ".dat");
     int rows = 0;
     for (const auto& c : run["cases"]) {
@@ -320,13 +332,15 @@ Status plots(const Json& run, const std::string& out, const std::string& scratch
     std::string script = "set title '" + title + "'\nset ylabel '" + ylabel +
                          "'\nset style data histograms\nset style histogram clustered\n"
                          "set style fill solid 0.8\nset boxwidth 0.9\nset xtics rotate by -35 left\n"
-                         "set bmargin 14\nset yrange [0:*]\nplot ";
+                         "set bmargin 14\n" +
+                         (log_y ? "set logscale y\n" : "set yrange [0:*]\n") + "plot ";
     for (std::size_t i = 0; i < cols.size(); ++i)
       script += fmt::format("{}'{}/{}.dat' using {}{} title '{}'", i ? ", " : "", dir, name, i + 2,
                             i == 0 ? ":xtic(1)" : "", cols[i]);
     draw(name, script + "\n");
   };
-  bars("latency", "rr", kColumns.at("rr"), "Request/response round trip (lab rows: UML, not speed)", "microseconds");
+  bars("latency", "rr", kColumns.at("rr"), "Request/response round trip (lab rows: UML, not speed)",
+       "microseconds (log scale)", true);
   bars("handshakes", "handshakes", {"handshakes/server CPU-s"}, "Full handshakes per server CPU-second",
        "handshakes / CPU-s");
   bars("memory", "idle", kColumns.at("idle"), "Server memory per idle TLS connection", "KiB");
