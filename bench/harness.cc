@@ -44,7 +44,7 @@ struct Sizes {
 
 Sizes sizes(const Env& env) {
   if (env.smoke) return {1 * MiB, 1 * MiB, 1 * MiB, 1 * MiB, 50, 10, {20}, 1};
-  if (env.quick && env.lab) return {16 * MiB, 16 * MiB, 16 * MiB, 8 * MiB, 500, 50, {500}, 3};
+  if (env.quick && env.lab) return {16 * MiB, 16 * MiB, 16 * MiB, 8 * MiB, 500, 50, {200}, 3};
   if (env.quick) return {64 * MiB, 64 * MiB, 64 * MiB, 8 * MiB, 2000, 300, {1000}, 3};
   if (env.lab) return {128 * MiB, 256 * MiB, 64 * MiB, 32 * MiB, 5000, 200, {1000, 10000}, 5};
   return {1024 * MiB, 256 * MiB, 256 * MiB, 32 * MiB, 20000, 2000, {1000, 10000}, 5};
@@ -275,7 +275,8 @@ struct Catalog {
     std::string id = scenario + "/" + system + "/" + param;
     std::erase(id, ' ');
     std::erase(id, ',');
-    cases.push_back({id, scenario, system, param, x, kernel, z.samples, std::move(f)});
+    const int warmups = z.samples > 1 && scenario != "idle" && scenario != "count" ? 1 : 0;
+    cases.push_back({id, scenario, system, param, x, kernel, z.samples, warmups, std::move(f)});
   }
 
   // Systems of the in-process rows: (name, needs kernel TLS).
@@ -510,7 +511,7 @@ Json run_case(const Case& c, const Env& env) {
     return j;
   }
   Json samples = Json::array();
-  const int warmups = env.smoke ? 0 : 1;
+  const int warmups = c.warmups;
   for (int i = 0; i < warmups + c.samples; ++i) {
     auto s = c.sample(env);
     if (!s) {

@@ -34,7 +34,10 @@ struct Case {
   std::string param;     // "16 KiB", "64 B", "ECDSA P-256, TLS 1.3", "1000 connections"
   double x = 0;          // the parameter as a number, for plots (bytes, connections)
   bool needs_kernel_tls = false;  // runs only where the kernel does TLS (else in the lab)
-  int samples = 3;       // after one warm-up sample that is dropped
+  int samples = 3;
+  // Samples taken first and dropped. None where each sample starts from scratch anyway (a
+  // fresh server whose one-time set-up a first connection absorbs; instruction counts).
+  int warmups = 1;
   // Takes one sample; it may start servers once (the case owns what `setup` returns).
   std::function<Result<Json>(const Env&)> sample;
 };
