@@ -361,6 +361,15 @@ struct Catalog {
             if (!s) return s.error();
             return get(e, *s);
           });
+    for (std::string sys : {"openssl-ktls", "openssl"})
+      add("file", sys == "openssl" ? "OpenSSL by hand: read+SSL_write" : "OpenSSL by hand: kTLS + SSL_sendfile",
+          param, 0, sys == "openssl-ktls", [=, z = z](const Env& e) -> Result<Json> {
+            return worker_pair(e, "file-" + sys,
+                               plus(worker_args(e, "serve-file"), "--system", sys, "--path",
+                                    e.work + "/www/file.bin", "--bytes", std::to_string(z.file)),
+                               plus(worker_args(e, "get"), "--path", "/file.bin", "--bytes",
+                                    std::to_string(z.file), "--chunk", std::to_string(256 * KiB)));
+          });
     struct Nginx { const char* name; bool ktls, sendfile; };
     for (Nginx n : {Nginx{"nginx: KTLS + sendfile", true, true},
                     Nginx{"nginx: KTLS, read+write", true, false},

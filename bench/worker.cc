@@ -1,5 +1,7 @@
 #include "bench/worker.h"
 
+#include <fcntl.h>
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,9 +11,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "bench/channel.h"
@@ -235,6 +239,56 @@ Status get(const Options& o, Json& out) {
   return {};
 }
 
+// The server side of a file GET written by hand against OpenSSL: the request head is read,
+// then the file goes out with SSL_sendfile (kTLS: spliced in the kernel) or, without kTLS,
+// with read() and SSL_write in 256 KiB pieces.
+Status serve_file(const Options& o, Json& out) {
+  const bool ktls = o.system == "openssl-ktls";
+  auto ctx = make_ssl_ctx(true, o.tls, ktls);
+  if (!ctx) return ctx.error();
+  auto fd = tcp_accept(3, std::chrono::seconds(30));
+  if (!fd) return fd.error();
+  SslPtr ssl(SSL_new(ctx->get()));
+  if (!ssl || SSL_set_fd(ssl.get(), fd->get()) != 1) return make_error("{}", openssl_errors("SSL_new"));
+  if (SSL_accept(ssl.get()) != 1) return make_error(ErrorKind::handshake, "{}", openssl_errors("handshake"));
+  if (ktls && !BIO_get_ktls_send(SSL_get_wbio(ssl.get())))
+    return make_error(ErrorKind::backend_unavailable, "OpenSSL did not enable kTLS for sending");
+  out["transport"] = ktls ? "kernel TX (OpenSSL kTLS, SSL_sendfile)" : "userspace (OpenSSL, read+SSL_write)";
+  UniqueFd file(::open(o.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) return errno_error(errno, "open " + o.path);
+  Meter m;
+  std::string head;
+  char c;
+  while (head.size() < 8192 && head.find("\r\n\r\n") == std::string::npos) {
+    std::size_t n = 0;
+    if (SSL_read_ex(ssl.get(), &c, 1, &n) != 1) return make_error("{}", openssl_errors("reading the request"));
+    head += c;
+  }
+  const std::string reply = fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", o.bytes);
+  std::size_t w = 0;
+  if (SSL_write_ex(ssl.get(), reply.data(), reply.size(), &w) != 1) return make_error("{}", openssl_errors("SSL_write"));
+  std::uint64_t sent = 0;
+  std::vector<std::uint8_t> buf(ktls ? 0 : 256 * 1024);
+  while (sent < o.bytes) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(o.bytes - sent, 256 * 1024));
+    if (ktls) {
+      ossl_ssize_t n = SSL_sendfile(ssl.get(), file.get(), static_cast<off_t>(sent), want, 0);
+      if (n <= 0) return make_error("{}", openssl_errors("SSL_sendfile"));
+      sent += static_cast<std::uint64_t>(n);
+    } else {
+      ssize_t n = ::pread(file.get(), buf.data(), want, static_cast<off_t>(sent));
+      if (n <= 0) return make_error("reading {}: {}", o.path, n == 0 ? "end of file" : std::strerror(errno));
+      if (SSL_write_ex(ssl.get(), buf.data(), static_cast<std::size_t>(n), &w) != 1)
+        return make_error("{}", openssl_errors("SSL_write"));
+      sent += static_cast<std::uint64_t>(n);
+    }
+  }
+  m.stop(out);
+  out["bytes"] = sent;
+  SSL_shutdown(ssl.get());
+  return {};
+}
+
 int run(const Options& o) {
   Json out;
   Status st;
@@ -245,6 +299,8 @@ int run(const Options& o) {
     st = idle(o, out);
   } else if (o.scenario == "get") {
     st = get(o, out);
+  } else if (o.scenario == "serve-file") {
+    st = serve_file(o, out);
   } else {
     Result<UniqueFd> fd = server ? tcp_accept(3, std::chrono::seconds(30))
                                  : tcp_connect("127.0.0.1", o.port, std::chrono::seconds(10));
