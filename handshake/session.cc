@@ -17,6 +17,7 @@
 
 #include "handshake/key_schedule.h"
 #include "handshake/openssl_error.h"
+#include "handshake/openssl_memory.h"
 #include "handshake/tls_codes.h"
 
 namespace wasi_ktls {
@@ -359,6 +360,9 @@ Result<Session> Session::server(const TlsContext& ctx) {
 }
 
 Result<Session> Session::from_context(SSL_CTX* ctx) {
+  // Links openssl_memory.o from a static library too: its load-time initialiser makes
+  // OpenSSL wipe what it frees (TlsContext::create does the same).
+  (void)openssl_frees_are_wiped();
   // A keylog callback of the user's stays theirs: TLS 1.3 then runs in userspace (take_keys
   // says the secrets were not captured).
   if (SSL_CTX_get_keylog_callback(ctx) == nullptr)

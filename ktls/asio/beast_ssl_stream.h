@@ -10,10 +10,10 @@
 #include <utility>
 
 #include <boost/asio/compose.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/beast/core/flat_stream.hpp>
 #include <boost/beast/core/role.hpp>
+// All of it, as the header this one replaces.
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
 #include "ktls/asio/stream.h"

@@ -45,10 +45,9 @@
 #include <boost/asio/detail/throw_error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream_base.hpp>
-#include <boost/asio/ssl/verify_mode.hpp>
+// All of it, as the header this one replaces: ssl::context, verify_context,
+// host_name_verification, ssl::error.
+#include <boost/asio/ssl.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
