@@ -14,8 +14,8 @@
 // Semantics, as ssl::stream:
 // - A read completes with error::eof after the peer's close_notify, with
 //   ssl::error::stream_truncated when the transport ends without one.
-// - shutdown sends close_notify (then shuts down the TCP write side), waits for the peer's
-//   close_notify (application data before it is discarded) and succeeds; stream_truncated if
+// - shutdown sends close_notify (the TCP connection stays open: it is the next layer's), waits
+//   for the peer's close_notify (application data before it is discarded) and succeeds; stream_truncated if
 //   the transport ends first. With a read of the caller's outstanding, that read gets the
 //   peer's close_notify (eof) and shutdown completes once ours is sent.
 // - write_some sends from the first non-empty buffer; read_some reads into the first.

@@ -175,6 +175,12 @@ Action Op::run(StreamState& s, int fd) {
       a.out = boost::asio::buffer(step.out.data(), step.out.size());
       return a;
     }
+    // As ssl::stream's, shutdown leaves the TCP connection to its owner (Beast's teardown
+    // shuts it down itself, and fails on a socket both sides already shut down).
+    if (step.kind == Step::Kind::shutdown_write && kind == Kind::shutdown) {
+      core.complete(lane, 0);
+      continue;
+    }
     // Control records and the calls that never wait, without blocking.
     const long r = perform_now(fd, step);
     if (r == -EAGAIN || r == -EWOULDBLOCK)
