@@ -161,11 +161,7 @@ class stream : public boost::asio::ssl::stream_base {
 
   // ---- synchronous operations ----
 
-  void handshake(handshake_type type) {
-    boost::system::error_code ec;
-    handshake(type, ec);
-    throw_if(ec, "handshake");
-  }
+  void handshake(handshake_type type) { run_or_throw(handshake_op(type), "handshake"); }
   BOOST_ASIO_SYNC_OP_VOID handshake(handshake_type type, boost::system::error_code& ec) {
     run_sync(handshake_op(type), ec);
     BOOST_ASIO_SYNC_OP_VOID_RETURN(ec);
@@ -173,9 +169,8 @@ class stream : public boost::asio::ssl::stream_base {
   // `buffers`: bytes already read from the peer, the first the handshake reads.
   template <class ConstBufferSequence>
   void handshake(handshake_type type, const ConstBufferSequence& buffers) {
-    boost::system::error_code ec;
-    handshake(type, buffers, ec);
-    throw_if(ec, "handshake");
+    std::vector<std::uint8_t> store;
+    run_or_throw(handshake_op(type, detail::joined(buffers, store)), "handshake");
   }
   template <class ConstBufferSequence>
   BOOST_ASIO_SYNC_OP_VOID handshake(handshake_type type, const ConstBufferSequence& buffers,
@@ -185,11 +180,7 @@ class stream : public boost::asio::ssl::stream_base {
     BOOST_ASIO_SYNC_OP_VOID_RETURN(ec);
   }
 
-  void shutdown() {
-    boost::system::error_code ec;
-    shutdown(ec);
-    throw_if(ec, "shutdown");
-  }
+  void shutdown() { run_or_throw(shutdown_op(), "shutdown"); }
   BOOST_ASIO_SYNC_OP_VOID shutdown(boost::system::error_code& ec) {
     run_sync(shutdown_op(), ec);
     BOOST_ASIO_SYNC_OP_VOID_RETURN(ec);
@@ -197,10 +188,7 @@ class stream : public boost::asio::ssl::stream_base {
 
   template <class ConstBufferSequence>
   std::size_t write_some(const ConstBufferSequence& buffers) {
-    boost::system::error_code ec;
-    const std::size_t n = write_some(buffers, ec);
-    throw_if(ec, "write_some");
-    return n;
+    return run_or_throw(write_op(buffers), "write_some");
   }
   template <class ConstBufferSequence>
   std::size_t write_some(const ConstBufferSequence& buffers, boost::system::error_code& ec) {
@@ -209,10 +197,7 @@ class stream : public boost::asio::ssl::stream_base {
 
   template <class MutableBufferSequence>
   std::size_t read_some(const MutableBufferSequence& buffers) {
-    boost::system::error_code ec;
-    const std::size_t n = read_some(buffers, ec);
-    throw_if(ec, "read_some");
-    return n;
+    return run_or_throw(read_op(buffers), "read_some");
   }
   template <class MutableBufferSequence>
   std::size_t read_some(const MutableBufferSequence& buffers, boost::system::error_code& ec) {
@@ -284,31 +269,19 @@ class stream : public boost::asio::ssl::stream_base {
   }
 
   static detail::Op handshake_op(handshake_type type, boost::asio::const_buffer preread = {}) {
-    detail::Op op;
-    op.kind = detail::Op::Kind::handshake;
+    detail::Op op = detail::Op::of(detail::Op::Kind::handshake, {}, preread);
     op.type = type;
-    op.out = preread;
     return op;
   }
   template <class Seq>
-  static detail::Op read_op(const Seq& buffers) {
-    detail::Op op;
-    op.kind = detail::Op::Kind::read;
-    op.in = detail::first_buffer<Seq, boost::asio::mutable_buffer>(buffers);
-    return op;
+  static detail::Op read_op(const Seq& b) {
+    return detail::Op::of(detail::Op::Kind::read, detail::first_buffer<Seq, boost::asio::mutable_buffer>(b));
   }
   template <class Seq>
-  static detail::Op write_op(const Seq& buffers) {
-    detail::Op op;
-    op.kind = detail::Op::Kind::write;
-    op.out = detail::first_buffer<Seq, boost::asio::const_buffer>(buffers);
-    return op;
+  static detail::Op write_op(const Seq& b) {
+    return detail::Op::of(detail::Op::Kind::write, {}, detail::first_buffer<Seq, boost::asio::const_buffer>(b));
   }
-  static detail::Op shutdown_op() {
-    detail::Op op;
-    op.kind = detail::Op::Kind::shutdown;
-    return op;
-  }
+  static detail::Op shutdown_op() { return detail::Op::of(detail::Op::Kind::shutdown); }
 
   int fd() { return lowest_layer().native_handle(); }
 
@@ -334,6 +307,14 @@ class stream : public boost::asio::ssl::stream_base {
     }
     ec = a.ec;
     return a.bytes;
+  }
+
+  // The throwing overloads, as Asio's: boost::system::system_error naming the operation.
+  std::size_t run_or_throw(detail::Op op, const char* what) {
+    boost::system::error_code ec;
+    const std::size_t n = run_sync(std::move(op), ec);
+    throw_if(ec, what);
+    return n;
   }
 
   // async_compose's implementation: starts, resumes and completes one Op.

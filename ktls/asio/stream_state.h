@@ -65,6 +65,14 @@ struct Op {
   Action::Kind last = Action::Kind::complete;  // what was asked of Asio
   error_code transport_ec;  // the next layer's own failure, reported as it is (as ssl::stream)
 
+  static Op of(Kind k, boost::asio::mutable_buffer in = {}, boost::asio::const_buffer out = {}) {
+    Op op;
+    op.kind = k;
+    op.in = in;
+    op.out = out;
+    return op;
+  }
+
   Action start(StreamState& s, int fd);
   Action resume(StreamState& s, int fd, error_code ec, std::size_t n);
 

@@ -1,4 +1,5 @@
-// wasi_ktls::asio::stream against Boost's own boost::asio::ssl::stream as the reference: the
+// wasi_ktls::asio::stream against Boost's own boost::asio::ssl::stream (as the reference, and
+// as the peer): the
 // same verify callback calls, the same shutdown results (close_notify answered: success; the
 // transport closed instead: stream_truncated), the synchronous API against an Asio server, and
 // wasi_ktls::beast::ssl_stream under a Beast WebSocket (teardown) and a beast::tcp_stream
@@ -32,7 +33,6 @@
 
 #include "ktls/asio/beast_ssl_stream.h"
 #include "ktls/asio/stream.h"
-#include "tests/support/openssl_peer.h"
 #include "tests/support/tls_contexts.h"
 
 using namespace wasi_ktls;
@@ -129,12 +129,24 @@ error_code client_shutdown_result(OnClose on_close) {
 
 using Call = std::tuple<bool, int, std::string>;  // preverified, depth, subject
 
-// The verify callback's calls for one handshake of a Stream client against openssl s_server,
+// An Asio server (Boost's ssl::stream) for one connection, on its own thread.
+struct ServerThread {
+  net::io_context io;
+  ssl::context ctx = server_context();
+  tcp::acceptor acceptor{io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
+  std::thread thread;
+  ServerThread() {
+    asio_server(io, acceptor, ctx, OnClose::answer);
+    thread = std::thread([this] { io.run_for(kBound); });
+  }
+  ~ServerThread() { thread.join(); }
+};
+
+// The verify callback's calls for one handshake of a Stream client against Boost's server,
 // and whether the handshake succeeded.
 template <class Stream>
 std::pair<std::vector<Call>, error_code> verify_calls(bool trust) {
-  const int port = test::port_or_fail();
-  test::OpensslPeer peer = test::start_s_server(port, {});
+  ServerThread server;
   net::io_context io;
   ssl::context ctx(ssl::context::tls_client);
   ctx.load_verify_file(trust ? test::pki().ca : test::pki().other_ca);
@@ -149,8 +161,7 @@ std::pair<std::vector<Call>, error_code> verify_calls(bool trust) {
     return preverified;
   });
   error_code ec;
-  c.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"),
-                                       static_cast<unsigned short>(port)));
+  c.next_layer().connect(server.acceptor.local_endpoint());
   c.handshake(ssl::stream_base::client, ec);
   return {calls, ec};
 }
@@ -187,16 +198,14 @@ TEST_CASE("the verify callback is called as ssl::stream calls it") {
 }
 
 TEST_CASE("synchronous API: handshake, write_some, read_some, shutdown (both overloads)") {
+  ServerThread server;
   net::io_context io;
-  ssl::context sctx = server_context(), cctx = client_context();
-  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  asio_server(io, acceptor, sctx, OnClose::answer);
-  std::thread server([&] { io.run_for(kBound); });
+  ssl::context cctx = client_context();
   asio::stream<tcp::socket> c(io, cctx);
   CHECK(c.native_handle() != nullptr);  // before the handshake: SNI, verification go here
   REQUIRE(SSL_set_tlsext_host_name(c.native_handle(), "localhost") == 1);
   c.set_verify_callback(ssl::host_name_verification("localhost"));
-  c.lowest_layer().connect(acceptor.local_endpoint());
+  c.lowest_layer().connect(server.acceptor.local_endpoint());
   c.handshake(ssl::stream_base::client);  // throws on failure
   const std::string msg = "synchronous hello";
   net::write(c, net::buffer(msg));
@@ -210,18 +219,15 @@ TEST_CASE("synchronous API: handshake, write_some, read_some, shutdown (both ove
   CHECK(c.read_some(net::buffer(b), ec) == 0);
   CHECK(ec == net::error::eof);
   CHECK_THROWS_AS(c.write_some(net::buffer(msg)), boost::system::system_error);
-  server.join();
 }
 
 TEST_CASE("host_name_verification on our stream refuses a certificate for another name") {
-  const int port = test::port_or_fail();
-  test::OpensslPeer peer = test::start_s_server(port, {});
+  ServerThread server;
   net::io_context io;
   ssl::context ctx = client_context();
   asio::stream<tcp::socket> c(io, ctx);
   c.set_verify_callback(ssl::host_name_verification("not-localhost.example"));
-  c.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"),
-                                       static_cast<unsigned short>(port)));
+  c.next_layer().connect(server.acceptor.local_endpoint());
   error_code ec;
   c.handshake(ssl::stream_base::client, ec);
   CHECK(ec == asio::errc::handshake_failed);
