@@ -17,6 +17,7 @@
 
 #include "handshake/key_schedule.h"
 #include "handshake/openssl_error.h"
+#include "handshake/openssl_memory.h"
 #include "handshake/tls_codes.h"
 
 namespace wasi_ktls {
@@ -358,6 +359,34 @@ Result<Session> Session::server(const TlsContext& ctx) {
   return Session(std::move(*impl));
 }
 
+Result<Session> Session::from_context(SSL_CTX* ctx) {
+  // Links openssl_memory.o from a static library too: its load-time initialiser makes
+  // OpenSSL wipe what it frees (TlsContext::create does the same).
+  (void)openssl_frees_are_wiped();
+  // A keylog callback of the user's stays theirs: TLS 1.3 then runs in userspace (take_keys
+  // says the secrets were not captured).
+  if (SSL_CTX_get_keylog_callback(ctx) == nullptr)
+    SSL_CTX_set_keylog_callback(ctx, detail::keylog_to_session);
+  auto impl = new_impl(nullptr, ctx, Role::client);
+  if (!impl) return impl.error();
+  SSL* ssl = (*impl)->ssl;
+  SSL_clear_options(ssl, SSL_OP_ENABLE_KTLS);
+  SSL_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_set_read_ahead(ssl, 0);
+  return Session(std::move(*impl));
+}
+
+void Session::begin(Role role) {
+  impl_->role = role;
+  if (role == Role::client)
+    SSL_set_connect_state(impl_->ssl);
+  else
+    SSL_set_accept_state(impl_->ssl);
+}
+
+Role Session::role() const { return impl_->role; }
+SSL* Session::native_handle() const { return impl_->ssl; }
+
 Result<HandshakeStatus> Session::advance() {
   Impl& s = *impl_;
   if (s.failed) return *s.failed;
@@ -453,7 +482,10 @@ Result<TrafficKeys> Session::take_keys() {
   Secret& own = s.role == Role::client ? s.client_secret : s.server_secret;
   Secret& peer = s.role == Role::client ? s.server_secret : s.client_secret;
   if (own.len == 0 || peer.len == 0 || own.malformed || peer.malformed)
-    return make_error("the TLS 1.3 application traffic secrets were not captured");
+    return make_error("the TLS 1.3 application traffic secrets were not captured{}",
+                      SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) != detail::keylog_to_session
+                          ? " (the SSL_CTX has a keylog callback of its own)"
+                          : "");
   // Client: its Finished was the last record under the handshake key; nothing followed.
   // Server: NewSessionTickets were already written under the application key.
   std::uint64_t tx_seq = 0;

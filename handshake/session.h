@@ -55,6 +55,16 @@ class Session {
   // against it (as a DNS name, or as an IP address) unless the context skips verification.
   static Result<Session> client(const TlsContext& ctx, std::string_view server_name);
   static Result<Session> server(const TlsContext& ctx);
+  // An SSL made from a context configured elsewhere (a boost::asio::ssl::context): whatever
+  // it sets (identity, trust, verification, options, ALPN callbacks) applies; this adds
+  // what the kernel needs (no read-ahead, no renegotiation, OpenSSL's own kTLS off, the
+  // keylog hook that captures TLS 1.3 secrets, unless `ctx` has a keylog callback of its
+  // own). The owner may configure native_handle() (SNI, verification) until begin().
+  static Result<Session> from_context(SSL_CTX* ctx);
+  // from_context: the role this side takes; before the first advance().
+  void begin(Role role);
+  Role role() const;
+  SSL* native_handle() const;
 
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;

@@ -1,6 +1,7 @@
 // A TLS echo server on the Boost.Asio stream, with coroutines: every byte a client sends comes
 // back, until the client's close_notify (answered with ours). One line per connection says
-// which transport carried it and why. Example of the API more than a tool:
+// which transport carried it and why. Its TLS set-up is an ordinary boost::asio::ssl::context's.
+// Example of the API more than a tool:
 //   asio-echo-server --cert server.pem --key server.key --port 8443 [--backend ktls]
 #include <cstdio>
 #include <string>
@@ -9,22 +10,26 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include <boost/asio/ssl/context.hpp>
 
 #include "ktls/asio/stream.h"
 
 namespace net = boost::asio;
 using net::ip::tcp;
 using namespace wasi_ktls;
+using Stream = asio::stream<tcp::socket>;
 
 namespace {
 
-net::awaitable<void> echo(asio::Stream stream) {
+net::awaitable<void> echo(Stream stream) {
   boost::system::error_code ec;
   auto token = net::redirect_error(net::use_awaitable, ec);
-  co_await stream.async_handshake(asio::Stream::server, token);
+  co_await stream.async_handshake(Stream::server, token);
   if (ec) {
     std::printf("handshake failed: %s\n", stream.last_error().c_str());
     co_return;
@@ -49,11 +54,11 @@ net::awaitable<void> echo(asio::Stream stream) {
   std::fflush(stdout);
 }
 
-net::awaitable<void> serve(tcp::acceptor& acceptor, TlsContext ctx, asio::StreamOptions opts,
-                           int max_connections) {
+net::awaitable<void> serve(tcp::acceptor& acceptor, net::ssl::context& ctx,
+                           asio::StreamOptions opts, int max_connections) {
   for (int served = 0; max_connections == 0 || served < max_connections; ++served) {
     tcp::socket socket = co_await acceptor.async_accept(net::use_awaitable);
-    net::co_spawn(acceptor.get_executor(), echo(asio::Stream(std::move(socket), ctx, opts)),
+    net::co_spawn(acceptor.get_executor(), echo(Stream(std::move(socket), ctx, opts)),
                   net::detached);
   }
 }
@@ -81,23 +86,18 @@ int main(int argc, char** argv) {
     }
     opts.backend = *b;
   }
-  Policy policy;
-  policy.certificate_chain = PemSource::file(cert);
-  policy.private_key = PemSource::file(key);
-  auto ctx = TlsContext::create(Role::server, policy);
-  if (!ctx) {
-    std::fprintf(stderr, "asio-echo-server: %s\n", ctx.error().message.c_str());
-    return 1;
-  }
   try {
+    net::ssl::context ctx(net::ssl::context::tls_server);
+    ctx.use_certificate_chain_file(cert);
+    ctx.use_private_key_file(key, net::ssl::context::pem);
     net::io_context io;
     tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address(bind),
                                              static_cast<unsigned short>(port)));
     std::printf("listening on %s:%u\n", bind.c_str(), acceptor.local_endpoint().port());
     std::fflush(stdout);
-    net::co_spawn(io, serve(acceptor, *ctx, opts, max_connections), net::detached);
+    net::co_spawn(io, serve(acceptor, ctx, opts, max_connections), net::detached);
     io.run();
-  } catch (const std::exception& e) {  // Asio reports bind/listen failures as exceptions
+  } catch (const std::exception& e) {  // Asio reports key, bind and listen failures so
     std::fprintf(stderr, "asio-echo-server: %s\n", e.what());
     return 1;
   }

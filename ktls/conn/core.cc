@@ -27,6 +27,7 @@ struct ConnectionCore::Impl {
 
   // The handshake: OpenSSL's output is sent from here; input goes straight into the Session.
   std::optional<Session> session;
+  SSL* ssl = nullptr;  // the Session's, while it lives (here or in the userspace path)
   std::vector<std::uint8_t> hs_out;
   std::size_t hs_sent = 0;
   std::optional<Error> hs_error;  // sent after its alert is flushed
@@ -69,6 +70,7 @@ struct ConnectionCore::Impl {
     phase = Phase::failed;
     failure = e;
     session.reset();
+    ssl = nullptr;
     rx_info.reset();
     tx_info.reset();
     secrets.reset();
@@ -263,6 +265,7 @@ struct ConnectionCore::Impl {
     rx_info.reset();
     tx_info.reset();
     session.reset();
+    ssl = nullptr;
     hs_out = {};
     transport = Transport::kernel;
     reason.clear();
@@ -290,21 +293,22 @@ Result<ConnectionCore> ConnectionCore::client(const TlsContext& ctx, std::string
                                               const ConnectionOptions& options) {
   auto session = Session::client(ctx, server_name);
   if (!session) return session.error();
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->role = Role::client;
-  impl->session.emplace(std::move(*session));
-  return ConnectionCore(std::move(impl));
+  return with_session(std::move(*session), options);
 }
 
 Result<ConnectionCore> ConnectionCore::server(const TlsContext& ctx,
                                               const ConnectionOptions& options) {
   auto session = Session::server(ctx);
   if (!session) return session.error();
+  return with_session(std::move(*session), options);
+}
+
+ConnectionCore ConnectionCore::with_session(Session session, const ConnectionOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->role = Role::server;
-  impl->session.emplace(std::move(*session));
+  impl->role = session.role();
+  impl->ssl = session.native_handle();
+  impl->session.emplace(std::move(session));
   return ConnectionCore(std::move(impl));
 }
 
@@ -441,6 +445,7 @@ bool ConnectionCore::established() const { return impl_->phase == Impl::Phase::e
 Transport ConnectionCore::transport() const { return impl_->transport; }
 const std::string& ConnectionCore::transport_reason() const { return impl_->reason; }
 const HandshakeInfo& ConnectionCore::info() const { return impl_->info; }
+SSL* ConnectionCore::native_handle() const { return impl_->ssl; }
 std::uint64_t ConnectionCore::bytes_read() const { return impl_->bytes_read; }
 std::uint64_t ConnectionCore::bytes_written() const { return impl_->bytes_written; }
 

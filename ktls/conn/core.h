@@ -55,6 +55,8 @@ class ConnectionCore {
   static Result<ConnectionCore> client(const TlsContext& ctx, std::string_view server_name,
                                        const ConnectionOptions& options);
   static Result<ConnectionCore> server(const TlsContext& ctx, const ConnectionOptions& options);
+  // A Session made and configured by the caller (Session::from_context, begun in its role).
+  static ConnectionCore with_session(Session session, const ConnectionOptions& options);
   // A TCP connection whose peer agreed `keys` by other means (another TLS library's
   // handshake; the record-layer tests): handshake() installs them in the kernel, after which
   // the connection is a kernel-transport one like any other.
@@ -103,6 +105,10 @@ class ConnectionCore {
   // Why the userspace transport was used (auto fallback or request); empty on the kernel.
   const std::string& transport_reason() const;
   const HandshakeInfo& info() const;
+  // OpenSSL's connection while it lives: through the handshake, and after it on the
+  // userspace transport; nullptr once the kernel has the keys (OpenSSL's state is freed
+  // then) or the connection failed.
+  SSL* native_handle() const;
   std::uint64_t bytes_read() const;
   std::uint64_t bytes_written() const;
 

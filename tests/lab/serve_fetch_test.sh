@@ -10,11 +10,7 @@ if [[ ${1:-} != --inside ]]; then
   exec tools/kernel-lab --timeout 600 -- "$0" --inside
 fi
 
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
-  else failed=$((failed + 1)); echo "FAIL  $1"; fi
-}
+source "$root/tests/lab/checks.sh"
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 # pattern_ok FILE N: FILE holds exactly N bytes, byte i = i % 251.
 pattern_ok() {

@@ -10,11 +10,7 @@ cd "$root" || exit 2
 inside=false
 [[ ${1:-} == --inside ]] && inside=true
 
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
-  else failed=$((failed + 1)); echo "FAIL  $1"; fi
-}
+source "$root/tests/lab/checks.sh"
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 
 bin=$root/bazel-bin/tools/wasi-ktls

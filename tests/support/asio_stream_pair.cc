@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <openssl/ssl.h>
+
 #include <cstring>
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,11 +20,29 @@ namespace wasi_ktls::test {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-StreamOptions stream_options(Backend b, std::string server_name) {
-  StreamOptions o;
+StreamSetup stream_options(Backend b, std::string server_name) {
+  StreamSetup o;
   o.backend = b;
   o.server_name = std::move(server_name);
   return o;
+}
+
+namespace {
+
+SSL_CTX* shared(const TlsContext& tls) {
+  SSL_CTX_up_ref(tls.native());
+  return tls.native();
+}
+
+}  // namespace
+
+AsioContext::AsioContext(Role role, const Policy& policy)
+    : tls(context(role, policy)), ssl(shared(tls)) {}
+
+void set_server_name(SSL* ssl, const std::string& name) {
+  if (name.empty()) return;
+  REQUIRE(SSL_set_tlsext_host_name(ssl, name.c_str()) == 1);
+  REQUIRE(SSL_set1_host(ssl, name.c_str()) == 1);
 }
 
 void run(net::io_context& io) {
@@ -31,14 +51,14 @@ void run(net::io_context& io) {
   REQUIRE_MESSAGE(io.stopped(), "an operation did not finish in time");
 }
 
-StreamPair our_pair(net::io_context& io, const Policy& cp, const Policy& sp, StreamOptions copt,
-                    StreamOptions sopt) {
-  TlsContext cctx = context(Role::client, cp);
-  TlsContext sctx = context(Role::server, sp);
+StreamPair our_pair(net::io_context& io, const Policy& cp, const Policy& sp, StreamSetup copt,
+                    StreamSetup sopt) {
   tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   const auto endpoint = acceptor.local_endpoint();
   StreamPair p;
-  p.client = std::make_unique<Stream>(io, cctx, copt);
+  p.client_ctx = std::make_unique<AsioContext>(Role::client, cp);
+  p.server_ctx = std::make_unique<AsioContext>(Role::server, sp);
+  p.client = make_stream(io, *p.client_ctx, copt);
   net::co_spawn(
       io,
       [&]() -> net::awaitable<void> {
@@ -49,7 +69,7 @@ StreamPair our_pair(net::io_context& io, const Policy& cp, const Policy& sp, Str
           p.server_ec = ec;
           co_return;
         }
-        p.server = std::make_unique<Stream>(std::move(sock), sctx, sopt);
+        p.server = make_stream(std::move(sock), *p.server_ctx, sopt);
         co_await p.server->async_handshake(Stream::server,
                                            net::redirect_error(net::use_awaitable, p.server_ec));
       },
@@ -114,9 +134,23 @@ error_code shutdown(net::io_context& io, Stream& s) {
   return r;
 }
 
-std::pair<std::unique_ptr<Stream>, error_code> connect_to(net::io_context& io, int port,
-                                                           const Policy& cp, StreamOptions o) {
-  auto s = std::make_unique<Stream>(io, context(Role::client, cp), std::move(o));
+void close_both(net::io_context& io, Stream& first, Stream& second) {
+  error_code first_ec = net::error::would_block, read_ec, second_ec = net::error::would_block;
+  first.async_shutdown([&](error_code ec) { first_ec = ec; });
+  static std::uint8_t buf[64];
+  second.async_read_some(net::buffer(buf), [&](error_code ec, std::size_t) {
+    read_ec = ec;
+    second.async_shutdown([&](error_code ec) { second_ec = ec; });
+  });
+  run(io);
+  CHECK_MESSAGE(!first_ec, first_ec.message() << ": " << first.last_error());
+  CHECK(read_ec == net::error::eof);
+  CHECK_MESSAGE(!second_ec, second_ec.message() << ": " << second.last_error());
+}
+
+ConnectedStream connect_to(net::io_context& io, int port, const Policy& cp, StreamSetup o) {
+  auto ctx = std::make_unique<AsioContext>(Role::client, cp);
+  auto s = make_stream(io, *ctx, o);
   error_code ec = net::error::would_block;
   net::co_spawn(
       io,
@@ -129,22 +163,22 @@ std::pair<std::unique_ptr<Stream>, error_code> connect_to(net::io_context& io, i
       },
       net::detached);
   run(io);
-  return {std::move(s), ec};
+  return {std::move(ctx), std::move(s), ec};
 }
 
 ServedStream serve_s_client(net::io_context& io, const Policy& sp,
-                            const std::vector<std::string>& extra, StreamOptions sopt) {
+                            const std::vector<std::string>& extra, StreamSetup sopt) {
   tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  ServedStream s{start_s_client(acceptor.local_endpoint().port(), extra), nullptr,
+  ServedStream s{start_s_client(acceptor.local_endpoint().port(), extra),
+                 std::make_unique<AsioContext>(Role::server, sp), nullptr,
                  net::error::would_block};
-  TlsContext sctx = context(Role::server, sp);
   net::co_spawn(
       io,
       [&]() -> net::awaitable<void> {
         tcp::socket sock =
             co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, s.ec));
         if (s.ec) co_return;
-        s.server = std::make_unique<Stream>(std::move(sock), sctx, sopt);
+        s.server = make_stream(std::move(sock), *s.ctx, sopt);
         co_await s.server->async_handshake(Stream::server,
                                            net::redirect_error(net::use_awaitable, s.ec));
       },
