@@ -13,6 +13,8 @@
 #include "guest_util.h"
 #include "scram.h"
 
+WK_DEFINE_CABI_REALLOC()
+
 #define PROTOCOL_3_0 196608
 #define SSL_REQUEST_CODE 80877103
 #define MAX_MESSAGE (16u << 20)  /* bound on one server message, against a hostile peer */

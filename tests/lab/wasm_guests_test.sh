@@ -112,6 +112,21 @@ check "stream_ops: every call behaves, exit through wasi:cli/exit(ok)" \
   sh -c "test $? -eq 0 && grep -qx 'all ok' '$work/ops.out'"
 grep -qx 'all ok' "$work/ops.out" || sed 's/^/  stream_ops: /' "$work/ops.out"
 
+# --- the guest's environment: exactly what --env gives, through wasi:cli and preview1 --------
+WK_TEST_FROM_HOST='from the host' timeout 60 "$bin" run --env A=1 --env EMPTY= --env B=x=y \
+  --env WK_TEST_FROM_HOST "$guests/environment.wasm" >"$work/env.out" 2>&1
+printf '%s\n' A=1 EMPTY= B=x=y 'WK_TEST_FROM_HOST=from the host' \
+  '4 variables, the same both ways' >"$work/env.expected"
+check "--env NAME=VALUE and --env NAME (the value here): get-environment and environ agree" \
+  sh -c "test $? -eq 0 && cmp -s '$work/env.out' '$work/env.expected'"
+timeout 60 "$bin" run "$guests/environment.wasm" >"$work/noenv.out" 2>&1
+check "without --env the guest's environment is empty" \
+  sh -c "test $? -eq 0 && grep -qx '0 variables, the same both ways' '$work/noenv.out'"
+timeout 60 "$bin" run --env WK_TEST_UNSET_VARIABLE "$guests/environment.wasm" >"$work/unset.out" 2>&1
+check "--env NAME with NAME unset here: exit 2 naming it, nothing run" \
+  sh -c "test $? -eq 2 && grep -q 'WK_TEST_UNSET_VARIABLE is not set' '$work/unset.out' &&
+         ! grep -q variables '$work/unset.out'"
+
 # --- TLS over streams that are not a socket of the guest's: userspace TLS over the streams ---
 # stdin and stdout are a TCP connection to serve (opened by bash); the guest uses them through
 # wasi:cli, so the host cannot hand the socket to the kernel and says why.
