@@ -8,18 +8,7 @@
 # nothing of the server's handshake may have been read ahead, and /proc/net/tls_stat counts
 # it. Run on the host; it boots the lab itself.
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
-inside=false
-[[ ${1:-} == --inside ]] && inside=true
-
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
-  else failed=$((failed + 1)); echo "FAIL  $1"; fi
-}
-stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
-out_has() { grep -qE -- "$2" "$1"; }  # out_has FILE REGEX
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh" "$@"  # cwd: the repository root
 
 bin=$root/bazel-bin/tools/wasi-ktls
 guest=$root/bazel-bin/tests/guests/postgres_client.wasm
@@ -114,15 +103,7 @@ check "SCRAM with a wrong password: the server's refusal, printed; exit 1" \
 guest nopw scramuser
 check "SCRAM without --env PGPASSWORD: the guest says the variable is missing" \
   out_has "$work/nopw.out" 'PGPASSWORD is not set'
-check "the password is in no output and no log" \
-  sh -c "! grep -rqF -- '$password' '$work'/*.out '$work'/*.err '$pglog'"
+no_password_in() { ! grep -qF -- "$password" "$@"; }
+check "the password is in no output and no log" no_password_in "$work"/*.out "$work"/*.err "$pglog"
 
-echo "$passed passed, $failed failed ($($inside && echo 'kernel lab, kTLS' || echo native))"
-((failed == 0)) || exit 1
-$inside && exit 0
-# The same on kTLS, in the kernel lab.
-kill "${pids[@]}" 2>/dev/null
-wait 2>/dev/null
-pids=()
-rm -rf "$work"
-exec tools/kernel-lab --timeout 600 -- "$0" --inside
+finish_then_lab 600  # then the same on kTLS, in the kernel lab

@@ -5,17 +5,7 @@
 # in the kernel lab where `--backend ktls` must put the keys in the kernel
 # (/proc/net/tls_stat counts the sessions). Run on the host; it boots the lab itself.
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
-inside=false
-[[ ${1:-} == --inside ]] && inside=true
-
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
-  else failed=$((failed + 1)); echo "FAIL  $1"; fi
-}
-stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh" "$@"  # cwd: the repository root
 
 bin=$root/bazel-bin/tools/wasi-ktls
 guests=$root/bazel-bin/tests/guests
@@ -37,8 +27,6 @@ run() {  # run NAME.wasm ARGS...: the guest, allowed to reach loopback, trusting
   timeout 300 "$bin" run -v --backend "$backend" --ca "$pki/ca.pem" --allow-connect 127.0.0.1 \
     "$guests/$1" "${@:2}"
 }
-# out_has FILE REGEX: FILE has a line matching REGEX.
-out_has() { grep -qE -- "$2" "$1"; }
 
 # --- servers -------------------------------------------------------------------------------
 port=9543 eport=9544 mport=9545 sport=9546 nport=9547 e6port=9548 aport=9549
@@ -198,12 +186,4 @@ else
     sh -c "test -n '$so_before' && test '$(compiled)' = '$so_before'"
 fi
 
-echo "$passed passed, $failed failed ($($inside && echo 'kernel lab, kTLS' || echo native))"
-((failed == 0)) || exit 1
-$inside && exit 0
-# The same on kTLS, in the kernel lab.
-kill "${pids[@]}" 2>/dev/null
-wait 2>/dev/null
-pids=()
-rm -rf "$work"
-exec tools/kernel-lab --timeout 900 -- "$0" --inside
+finish_then_lab 900  # then the same on kTLS, in the kernel lab
