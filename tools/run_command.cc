@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -23,6 +24,7 @@ constexpr int kLoadFailure = 2;
 struct RunOptions {
   TlsOptions tls;
   std::vector<std::string> allow_connect;
+  std::vector<std::string> env;  // --env NAME=VALUE or NAME
   double handshake_timeout_s = 10;
   bool verbose = false;
   std::vector<std::string> guest;  // GUEST.wasm and its arguments
@@ -47,6 +49,18 @@ Result<std::vector<std::uint8_t>> read_file(const std::string& path) {
   return bytes;
 }
 
+// The guest's "NAME=VALUE" for --env NAME=VALUE, or for --env NAME with NAME's value here,
+// which keeps a secret off the command line (and out of `ps`).
+Result<std::string> guest_variable(const std::string& spec) {
+  const auto eq = spec.find('=');
+  const std::string name = spec.substr(0, eq);
+  if (name.empty()) return make_error("--env {}: no variable name", spec);
+  if (eq != std::string::npos) return spec;
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return make_error("--env {}: {} is not set in this environment", name, name);
+  return name + "=" + value;
+}
+
 int run(const RunOptions& o) {
   auto fail_load = [](const std::string& what) {
     std::fprintf(stderr, "wasi-ktls run: %s\n", what.c_str());
@@ -57,6 +71,11 @@ int run(const RunOptions& o) {
 
   wasi::HostConfig cfg;
   cfg.args = o.guest;
+  for (const std::string& spec : o.env) {
+    auto variable = guest_variable(spec);
+    if (!variable) return fail_load(variable.error().message);
+    cfg.env.push_back(std::move(*variable));
+  }
   for (const std::string& spec : o.allow_connect)
     if (Status s = cfg.connect.allow(spec); !s) return fail_load(s.error().message);
   auto policy = o.tls.policy();
@@ -116,6 +135,10 @@ Command add_run_command(CLI::App& app) {
                   "Let the guest connect to ADDR[/BITS][:PORT] (a name, an address, a CIDR "
                   "range, :PORT, or any); repeatable. Default: no connections")
       ->allow_extra_args(false);  // one value per use: GUEST.wasm may follow
+  cmd->add_option("--env", opts->env,
+                  "Give the guest environment variable NAME=VALUE, or NAME with its value "
+                  "here (keeps a secret off the command line); repeatable. Default: none")
+      ->allow_extra_args(false);
   cmd->add_option("--handshake-timeout", opts->handshake_timeout_s,
                   "Seconds a TLS handshake may take (default 10)");
   cmd->add_flag("-v,--verbose", opts->verbose,

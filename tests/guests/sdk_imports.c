@@ -67,6 +67,7 @@ static const any_function imports[] = {
     (any_function)&wk_get_random_bytes,
     (any_function)&wk_get_random_u64,
     (any_function)&wk_get_arguments,
+    (any_function)&wk_get_environment,
     (any_function)&wk_exit,
     (any_function)&wk_get_stdin,
     (any_function)&wk_get_stdout,

@@ -3,16 +3,9 @@
 # (for the kernel row) in the kernel lab, must produce its table, its JSON with the raw
 # samples, and its plots; the kernel row must really have run on kTLS.
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"  # root (cwd), check
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-
-passed=0 failed=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then passed=$((passed + 1)); echo "PASS  $1"
-  else failed=$((failed + 1)); echo "FAIL  $1"; fi
-}
 
 rows=bulk/tcp/16KiB,bulk/ours-userspace/16KiB,bulk/ours-kernel/16KiB,rr/openssl/64B
 rows+=,handshakes/wasi-ktlsserve/ECDSAP-256TLS1.3,idle/nginx

@@ -9,12 +9,7 @@
 # sessions; and built on Asio's io_uring backend too. Everything is built
 # once on the host, under out/boost-examples, and run from there in the lab (read-only).
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
-inside=false
-[[ ${1:-} == --inside ]] && inside=true
-
-source "$root/tests/lab/checks.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"  # root (cwd), inside, check, stat_of
 source "$root/tests/lab/wait.sh"
 
 build=$root/out/boost-examples
@@ -124,7 +119,6 @@ mkdir -p "$work/www"
 echo "served by the Beast example over wasi-ktls" >"$work/www/index.html"
 if $inside; then
   export WASI_KTLS_BACKEND=ktls
-  stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
   tx0=$(stat_of TlsTxSw) rx0=$(stat_of TlsRxSw)
 fi
 ours=0  # endpoints of ours that completed a handshake, for tls_stat

@@ -4,14 +4,9 @@
 # Proof that the kernel did the work: the connection log says backend=ktls, and
 # /proc/net/tls_stat counts the sessions. Run on the host; it boots the lab itself.
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
-if [[ ${1:-} != --inside ]]; then
-  exec tools/kernel-lab --timeout 600 -- "$0" --inside
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh" "$@"  # cwd: the repository root
+$inside || exec tools/kernel-lab --timeout 600 -- "$0" --inside
 
-source "$root/tests/lab/checks.sh"
-stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 # pattern_ok FILE N: FILE holds exactly N bytes, byte i = i % 251.
 pattern_ok() {
   python3 - "$1" "$2" <<'PY'

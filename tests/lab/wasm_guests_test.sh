@@ -5,13 +5,7 @@
 # in the kernel lab where `--backend ktls` must put the keys in the kernel
 # (/proc/net/tls_stat counts the sessions). Run on the host; it boots the lab itself.
 set -uo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 2
-inside=false
-[[ ${1:-} == --inside ]] && inside=true
-
-source "$root/tests/lab/checks.sh"
-stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh" "$@"  # cwd: the repository root
 
 bin=$root/bazel-bin/tools/wasi-ktls
 guests=$root/bazel-bin/tests/guests
@@ -33,8 +27,6 @@ run() {  # run NAME.wasm ARGS...: the guest, allowed to reach loopback, trusting
   timeout 300 "$bin" run -v --backend "$backend" --ca "$pki/ca.pem" --allow-connect 127.0.0.1 \
     "$guests/$1" "${@:2}"
 }
-# out_has FILE REGEX: FILE has a line matching REGEX.
-out_has() { grep -qE -- "$2" "$1"; }
 
 # --- servers -------------------------------------------------------------------------------
 port=9543 eport=9544 mport=9545 sport=9546 nport=9547 e6port=9548 aport=9549
@@ -108,6 +100,21 @@ check "stream_ops: every call behaves, exit through wasi:cli/exit(ok)" \
   sh -c "test $? -eq 0 && grep -qx 'all ok' '$work/ops.out'"
 grep -qx 'all ok' "$work/ops.out" || sed 's/^/  stream_ops: /' "$work/ops.out"
 
+# --- the guest's environment: exactly what --env gives, through wasi:cli and preview1 --------
+WK_TEST_FROM_HOST='from the host' timeout 60 "$bin" run --env A=1 --env EMPTY= --env B=x=y \
+  --env WK_TEST_FROM_HOST "$guests/environment.wasm" >"$work/env.out" 2>&1
+printf '%s\n' A=1 EMPTY= B=x=y 'WK_TEST_FROM_HOST=from the host' \
+  '4 variables, the same both ways' >"$work/env.expected"
+check "--env NAME=VALUE and --env NAME (the value here): get-environment and environ agree" \
+  sh -c "test $? -eq 0 && cmp -s '$work/env.out' '$work/env.expected'"
+timeout 60 "$bin" run "$guests/environment.wasm" >"$work/noenv.out" 2>&1
+check "without --env the guest's environment is empty" \
+  sh -c "test $? -eq 0 && grep -qx '0 variables, the same both ways' '$work/noenv.out'"
+timeout 60 "$bin" run --env WK_TEST_UNSET_VARIABLE "$guests/environment.wasm" >"$work/unset.out" 2>&1
+check "--env NAME with NAME unset here: exit 2 naming it, nothing run" \
+  sh -c "test $? -eq 2 && grep -q 'WK_TEST_UNSET_VARIABLE is not set' '$work/unset.out' &&
+         ! grep -q variables '$work/unset.out'"
+
 # --- TLS over streams that are not a socket of the guest's: userspace TLS over the streams ---
 # stdin and stdout are a TCP connection to serve (opened by bash); the guest uses them through
 # wasi:cli, so the host cannot hand the socket to the kernel and says why.
@@ -179,12 +186,4 @@ else
     sh -c "test -n '$so_before' && test '$(compiled)' = '$so_before'"
 fi
 
-echo "$passed passed, $failed failed ($($inside && echo 'kernel lab, kTLS' || echo native))"
-((failed == 0)) || exit 1
-$inside && exit 0
-# The same on kTLS, in the kernel lab.
-kill "${pids[@]}" 2>/dev/null
-wait 2>/dev/null
-pids=()
-rm -rf "$work"
-exec tools/kernel-lab --timeout 900 -- "$0" --inside
+finish_then_lab 900  # then the same on kTLS, in the kernel lab

@@ -2,8 +2,8 @@
 // transport streams (own), finish consumes the handshake and returns a future, get is
 // take-once, close-output sends close_notify after pending writes and leaves the input
 // readable, and the plaintext streams are children of the client-connection. Past wasmtime:
-// when the streams are a TCP socket's own and untouched, the handshake runs on the socket and
-// `auto` hands the keys to the kernel (TlsSession).
+// when the streams are a TCP socket's own with nothing buffered, the handshake runs on the
+// socket and `auto` hands the keys to the kernel (TlsSession).
 #include <memory>
 #include <optional>
 

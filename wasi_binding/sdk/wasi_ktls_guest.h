@@ -296,11 +296,18 @@ WK_IMPORT(WK_WALL, "resolution") void wk_wall_clock_resolution(wk_datetime_t *re
 WK_IMPORT(WK_RANDOM, "get-random-bytes") void wk_get_random_bytes(uint64_t len, wk_bytes_t *ret);
 WK_IMPORT(WK_RANDOM, "get-random-u64") uint64_t wk_get_random_u64(void);
 
-/* wasi:cli. Arguments are a list<string>: `len` strings at `ptr`, each a wk_bytes_t. */
+/* wasi:cli. Arguments are a list<string>: `len` strings at `ptr`, each a wk_bytes_t. The
+ * environment is a list<tuple<string, string>>: what `wasi-ktls run --env` gave the guest. */
 typedef struct { wk_bytes_t *ptr; size_t len; } wk_list_string_t;
 WK_LAYOUT(wk_list_string_t, 8, 4);
+typedef struct { wk_bytes_t name; wk_bytes_t value; } wk_env_var_t;
+WK_LAYOUT(wk_env_var_t, 16, 4); WK_AT(wk_env_var_t, value, 8);
+typedef struct { wk_env_var_t *ptr; size_t len; } wk_list_env_t;
+WK_LAYOUT(wk_list_env_t, 8, 4);
 WK_IMPORT("wasi:cli/environment@0.2.0", "get-arguments")
 void wk_get_arguments(wk_list_string_t *ret);
+WK_IMPORT("wasi:cli/environment@0.2.0", "get-environment")
+void wk_get_environment(wk_list_env_t *ret);
 /* result<_, _>: 0 ok, 1 err; the host ends the guest with status 0 or 1. */
 WK_IMPORT("wasi:cli/exit@0.2.0", "exit") __attribute__((noreturn)) void wk_exit(uint32_t is_err);
 WK_IMPORT("wasi:cli/stdin@0.2.0", "get-stdin") uint32_t wk_get_stdin(void);

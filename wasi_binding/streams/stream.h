@@ -32,8 +32,9 @@ class InputStream : public Resource, public Pollee {
   // Up to into.size() bytes that are here now; ok(0) when none are yet. ready() is true when
   // this would give bytes, `closed` or an error.
   virtual StreamResult read(std::span<std::uint8_t> into) = 0;
-  // The TCP socket these bytes come straight from, untouched (nothing buffered in the
-  // host), or -1: a TLS handshake given this stream may run on the socket itself.
+  // The TCP socket these bytes come straight from, with none of them buffered in the host,
+  // or -1: a TLS handshake given this stream may run on the socket itself. What the guest
+  // read before (a plaintext prologue such as PostgreSQL's SSLRequest answer) is no obstacle.
   virtual int raw_socket() const { return -1; }
 };
 

@@ -1,7 +1,8 @@
 // The two streams of a connected TCP socket (wasi:sockets tcp-socket.finish-connect). Reads
-// go straight into the caller's buffer (the guest's memory); writes go straight from it, and
-// only what the socket would not take at once is kept in a host buffer. While a stream is
-// untouched in that sense, a TLS handshake given it runs on the socket itself (raw_socket()).
+// go straight into the caller's buffer (the guest's memory) and never read ahead: a read of
+// N bytes receives at most N. Writes go straight from it, and only what the socket would not
+// take at once is kept in a host buffer. While nothing is buffered, a TLS handshake given
+// the streams runs on the socket itself (raw_socket()), even after plaintext both ways.
 #pragma once
 
 #include <memory>

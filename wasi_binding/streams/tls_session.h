@@ -3,8 +3,8 @@
 // carries out the core's steps without waiting (perform_now, or the guest-visible streams);
 // where a step would block it stops, and the guest's pollables say what to wait for.
 //
-// Transport: the TCP socket itself when the guest handed over its socket's untouched
-// streams (then `auto` may put the keys in the kernel, and reads and writes go between the
+// Transport: the TCP socket itself when the guest handed over its socket's streams with
+// nothing buffered in the host (then `auto` may put the keys in the kernel, and reads and writes go between the
 // guest's memory and the kTLS socket); otherwise the two streams, with TLS in userspace.
 //
 // Write side: guest bytes go to the socket from guest memory (write_now); what the socket
