@@ -33,13 +33,17 @@ std::map<std::string, double> sample_metrics(const std::string& scenario, const 
   std::map<std::string, double> m;
   const Json& c = s.contains("client") ? s["client"] : Json::object();
   const Json& sv = s.contains("server") ? s["server"] : Json::object();
-  if (scenario == "bulk") {
-    const double bytes = num(c, "bytes"), gib = bytes / kGiB;
+  // Throughput as the client saw it, and each end's CPU per GiB under its name.
+  auto transfer = [&](double bytes, const std::string& server, const std::string& client) {
+    const double gib = bytes / kGiB;
     m["MB/s"] = bytes / num(c, "seconds") / 1e6;
-    m["send user s/GiB"] = num(sv, "user") / gib;
-    m["send sys s/GiB"] = num(sv, "sys") / gib;
-    m["recv user s/GiB"] = num(c, "user") / gib;
-    m["recv sys s/GiB"] = num(c, "sys") / gib;
+    m[server + " user s/GiB"] = num(sv, "user") / gib;
+    m[server + " sys s/GiB"] = num(sv, "sys") / gib;
+    m[client + " user s/GiB"] = num(c, "user") / gib;
+    m[client + " sys s/GiB"] = num(c, "sys") / gib;
+  };
+  if (scenario == "bulk") {
+    transfer(num(c, "bytes"), "send", "recv");
   } else if (scenario == "rr") {
     std::vector<double> rtt;
     if (c.contains("rtt_us"))
@@ -48,12 +52,7 @@ std::map<std::string, double> sample_metrics(const std::string& scenario, const 
     m["p99 us"] = percentile(rtt, 99);
     m["p99.9 us"] = percentile(rtt, 99.9);
   } else if (scenario == "file" || scenario == "wasm") {
-    const double bytes = scenario == "file" ? num(c, "bytes") : num(s, "bytes"), gib = bytes / kGiB;
-    m["MB/s"] = bytes / num(c, "seconds") / 1e6;
-    m["server user s/GiB"] = num(sv, "user") / gib;
-    m["server sys s/GiB"] = num(sv, "sys") / gib;
-    m["client user s/GiB"] = num(c, "user") / gib;
-    m["client sys s/GiB"] = num(c, "sys") / gib;
+    transfer(scenario == "file" ? num(c, "bytes") : num(s, "bytes"), "server", "client");
   } else if (scenario == "handshakes") {
     const double n = num(c, "handshakes"), cpu = num(sv, "user") + num(sv, "sys");
     m["handshakes/server CPU-s"] = cpu > 0 ? n / cpu : 0;
