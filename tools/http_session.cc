@@ -225,7 +225,7 @@ void HttpSession::echo() {
   echo_.assign(got->begin(), got->end());
   auto self = shared_from_this();
   conn_->write(echo_, [self](Result<std::size_t> w) {
-    self->echo_ = {};
+    self->echo_ = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
     if (!w) return self->finish(w.error());
     self->echo();
   });

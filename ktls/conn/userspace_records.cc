@@ -168,7 +168,7 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
 // an idle connection holds no buffers (a server may hold thousands). A send in flight still
 // uses `sending_`: it is freed only when empty.
 void UserspaceRecords::release_idle_buffers() {
-  if (sending_.empty()) sending_ = {};
+  if (sending_.empty()) sending_ = std::vector<std::uint8_t>();
   session_.release_idle_buffers();
 }
 
