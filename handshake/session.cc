@@ -549,4 +549,15 @@ Status Session::shutdown() {
   return s.failure("TLS shutdown failed", SSL_get_error(s.ssl, r));
 }
 
+void Session::release_idle_buffers() {
+  Impl& s = *impl_;
+  if (s.in.empty()) s.in = ByteQueue{};
+  if (s.out_pos == s.out.size()) {
+    s.out = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
+    s.out_pos = 0;
+  }
+  // Refuses (0) while a record is partly read or written; then they stay, rightly.
+  (void)SSL_free_buffers(s.ssl);
+}
+
 }  // namespace wasi_ktls

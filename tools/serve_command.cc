@@ -31,6 +31,7 @@ constexpr unsigned kOpsPerConnection = 4;
 constexpr unsigned kWorkerOps = 2;
 constexpr unsigned kMaxEngineQueueDepth = 32768;  // make_engine's bound (IORING_MAX_ENTRIES)
 constexpr unsigned kDefaultMaxConnectionsPerWorker = 256;
+constexpr std::size_t kReadBufferSize = 64 * 1024;
 constexpr unsigned kMaxConnectionsPerWorkerLimit =
     (kMaxEngineQueueDepth - kWorkerOps) / kOpsPerConnection;
 
@@ -103,6 +104,7 @@ class Worker {
   Worker(Shared& sh, unsigned index, Engine& engine, int listen_fd)
       : sh_(sh), index_(index), engine_(engine), listen_fd_(listen_fd),
         config_(sh.session_config) {
+    config_.read_buffer = read_buffer_;
     config_.on_end = [this](const HttpSession& s, const Status& st) {
       log_connection(s, st);
       connection_ended();
@@ -236,6 +238,8 @@ class Worker {
   unsigned index_;
   Engine& engine_;
   int listen_fd_;
+  // Every session of this worker reads into it (one at a time, never while waiting).
+  std::vector<std::uint8_t> read_buffer_ = std::vector<std::uint8_t>(kReadBufferSize);
   HttpSession::Config config_;  // sessions hold a reference: it lives as long as the worker
   std::size_t live_ = 0;        // connections accepted and not yet ended
   bool accept_in_flight_ = false;
