@@ -483,7 +483,9 @@ Result<TrafficKeys> Session::take_keys() {
   Secret& peer = s.role == Role::client ? s.server_secret : s.client_secret;
   if (own.len == 0 || peer.len == 0 || own.malformed || peer.malformed)
     return make_error("the TLS 1.3 application traffic secrets were not captured{}",
-                      SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) != detail::keylog_to_session
+                      SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) == nullptr
+                          ? " (the context does not capture them: Policy::capture_tls13_secrets)"
+                      : SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) != detail::keylog_to_session
                           ? " (the SSL_CTX has a keylog callback of its own)"
                           : "");
   // Client: its Finished was the last record under the handshake key; nothing followed.

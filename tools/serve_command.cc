@@ -281,6 +281,13 @@ std::string probe_summary(const Probe& p) {
   return s;
 }
 
+// Whether any TLS 1.3 connection could go to this kernel: else its secrets are not captured.
+bool kernel_takes_tls13() {
+  for (Cipher c : kAllCiphers)
+    if (kernel_probe().supports(TlsVersion::tls13, c)) return true;
+  return false;
+}
+
 int run_serve(const ServeOptions& o) {
   auto fail = [](const std::string& msg, int code) {
     std::fprintf(stderr, "serve: %s\n", msg.c_str());
@@ -292,10 +299,11 @@ int run_serve(const ServeOptions& o) {
     if (o.tls.ca.empty()) return fail("--require-client-cert needs --ca to verify clients with", 2);
     policy->client_auth = ClientAuth::required;
   }
-  auto ctx = TlsContext::create(Role::server, *policy);
-  if (!ctx) return fail(ctx.error().message, 2);
   auto copts = o.tls.connection_options();
   if (!copts) return fail(copts.error().message, 2);
+  policy->capture_tls13_secrets = copts->backend != Backend::userspace && kernel_takes_tls13();
+  auto ctx = TlsContext::create(Role::server, *policy);
+  if (!ctx) return fail(ctx.error().message, 2);
   auto kind = o.engine.empty() ? engine_kind_from_environment() : parse_engine_kind(o.engine);
   if (!kind) return fail(kind.error().message, 2);
   std::optional<StaticFiles> files;
