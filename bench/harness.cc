@@ -44,8 +44,8 @@ struct Sizes {
 
 Sizes sizes(const Env& env) {
   if (env.smoke) return {1 * MiB, 1 * MiB, 1 * MiB, 1 * MiB, 50, 10, {20}, 1};
-  if (env.quick && env.lab) return {16 * MiB, 16 * MiB, 16 * MiB, 8 * MiB, 500, 50, {200}, 3};
-  if (env.quick) return {64 * MiB, 64 * MiB, 64 * MiB, 8 * MiB, 2000, 300, {1000}, 3};
+  if (env.quick && env.lab) return {8 * MiB, 8 * MiB, 8 * MiB, 4 * MiB, 300, 50, {200}, 3};
+  if (env.quick) return {32 * MiB, 32 * MiB, 32 * MiB, 4 * MiB, 2000, 200, {1000}, 3};
   if (env.lab) return {128 * MiB, 256 * MiB, 64 * MiB, 32 * MiB, 5000, 200, {1000, 10000}, 5};
   return {1024 * MiB, 256 * MiB, 256 * MiB, 32 * MiB, 20000, 2000, {1000, 10000}, 5};
 }
