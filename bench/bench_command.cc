@@ -54,6 +54,13 @@ std::string first_line_of(const std::string& file, const std::string& key) {
   return "?";
 }
 
+std::string load_average() {  // the 1, 5 and 15 minute figures
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 Json machine(const Env& env) {
   utsname u{};
   ::uname(&u);
@@ -66,7 +73,8 @@ Json machine(const Env& env) {
           {"memory_gib", std::round(mem_kib / 1024 / 1024 * 10) / 10},
           {"kernel", std::string(u.release)},
           {"ktls", env.kernel_tls ? "yes" : "no: kernel rows run in the kernel lab"},
-          {"openssl", OpenSSL_version(OPENSSL_VERSION)}};
+          {"openssl", OpenSSL_version(OPENSSL_VERSION)},
+          {"load_average", load_average()}};
 }
 
 std::string now_utc() {

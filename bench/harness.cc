@@ -157,7 +157,7 @@ Result<Server> start_s_server(const Env& env, const Identity& id, const std::str
   return start_server(env, "s_server",
                       {"openssl", "s_server", "-accept", std::to_string(*port), "-cert",
                        env.work + "/pki/" + id.cert, "-key", env.work + "/pki/" + id.key,
-                       version == "1.2" ? "-tls1_2" : "-tls1_3", "-www", "-quiet", "-no_ticket"},
+                       version == "1.2" ? "-tls1_2" : "-tls1_3", "-www", "-quiet"},
                       *port);
 }
 

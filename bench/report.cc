@@ -253,6 +253,8 @@ std::string markdown(const Json& run) {
     << m["memory_gib"] << " GiB\n"
     << "- kernel: " << m["kernel"].get<std::string>() << " (kTLS: " << m["ktls"].get<std::string>() << ")\n"
     << "- OpenSSL: " << m["openssl"].get<std::string>() << "\n"
+    << "- load average when the run began (1, 5, 15 min; others' work skews every row alike): "
+    << m.value("load_average", "?") << "\n"
     << "- every row: TLS 1.3 TLS_AES_128_GCM_SHA256 with the ECDSA P-256 test certificate unless it says "
        "otherwise; median of the samples, (min–max) when there are several, after one dropped warm-up.\n"
     << "- CPU is per GiB moved, user and system apart, each end from its own process "

@@ -295,7 +295,7 @@ Result<TlsContext> TlsContext::create(Role role, const Policy& p) {
     }
   }
 
-  SSL_CTX_set_keylog_callback(ctx, detail::keylog_to_session);
+  if (p.capture_tls13_secrets) SSL_CTX_set_keylog_callback(ctx, detail::keylog_to_session);
   return TlsContext(std::move(st));
 }
 

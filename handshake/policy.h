@@ -73,6 +73,12 @@ struct Policy {
   // no_application_protocol. Off (as in s_server): the handshake continues without ALPN.
   bool alpn_required = false;
 
+  // OpenSSL hands the TLS 1.3 traffic secrets a kernel hand-over needs only to a keylog
+  // callback, printed as hex (about 5% of a server handshake's instructions). A program whose
+  // connections never go to the kernel (backend userspace, or a kernel without TLS 1.3) turns
+  // this off; TLS 1.3 take_keys then fails, saying so. TLS 1.2 keys never need it.
+  bool capture_tls13_secrets = true;
+
   TlsVersion min_version = TlsVersion::tls12;
   TlsVersion max_version = TlsVersion::tls13;
   std::string tls13_suites = kDefaultTls13Suites;   // SSL_CTX_set_ciphersuites syntax

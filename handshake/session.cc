@@ -483,7 +483,9 @@ Result<TrafficKeys> Session::take_keys() {
   Secret& peer = s.role == Role::client ? s.server_secret : s.client_secret;
   if (own.len == 0 || peer.len == 0 || own.malformed || peer.malformed)
     return make_error("the TLS 1.3 application traffic secrets were not captured{}",
-                      SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) != detail::keylog_to_session
+                      SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) == nullptr
+                          ? " (the context does not capture them: Policy::capture_tls13_secrets)"
+                      : SSL_CTX_get_keylog_callback(SSL_get_SSL_CTX(s.ssl)) != detail::keylog_to_session
                           ? " (the SSL_CTX has a keylog callback of its own)"
                           : "");
   // Client: its Finished was the last record under the handshake key; nothing followed.
@@ -547,6 +549,17 @@ Status Session::shutdown() {
   int r = SSL_shutdown(s.ssl);
   if (r >= 0) return {};
   return s.failure("TLS shutdown failed", SSL_get_error(s.ssl, r));
+}
+
+void Session::release_idle_buffers() {
+  Impl& s = *impl_;
+  if (s.in.empty()) s.in = ByteQueue{};
+  if (s.out_pos == s.out.size()) {
+    s.out = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
+    s.out_pos = 0;
+  }
+  // Refuses (0) while a record is partly read or written; then they stay, rightly.
+  (void)SSL_free_buffers(s.ssl);
 }
 
 }  // namespace wasi_ktls

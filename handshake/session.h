@@ -103,6 +103,10 @@ class Session {
   Result<std::size_t> write_plaintext(std::span<const std::uint8_t> data);  // all of it
   Result<ReadResult> read_plaintext(std::span<std::uint8_t> out);
   Status shutdown();  // queues close_notify in pending_output()
+  // While the connection waits for its peer: OpenSSL's record buffers (about 2 x 17 KiB,
+  // wiped as they go) and our own empty input and output buffers go back to the heap; what is
+  // needed again is allocated again. Buffers that hold unprocessed bytes stay.
+  void release_idle_buffers();
 
   struct Impl;
 

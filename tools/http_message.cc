@@ -1,7 +1,10 @@
 #include "tools/http_message.h"
 
-#include <charconv>
 #include <strings.h>
+
+#include <algorithm>
+#include <charconv>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -148,6 +151,18 @@ void fill_pattern(std::uint64_t offset, std::span<std::uint8_t> out) {
     b = v;
     v = v == 250 ? 0 : v + 1;
   }
+}
+
+std::span<const std::uint8_t> pattern_bytes(std::uint64_t offset, std::uint64_t max) {
+  constexpr std::size_t kWindow = 64 * 1024;
+  // kWindow bytes from any of the 251 starting values.
+  static const std::vector<std::uint8_t> pattern = [] {
+    std::vector<std::uint8_t> p(kWindow + 250);
+    fill_pattern(0, p);
+    return p;
+  }();
+  return std::span(pattern).subspan(static_cast<std::size_t>(offset % 251),
+                                    static_cast<std::size_t>(std::min<std::uint64_t>(max, kWindow)));
 }
 
 bool check_pattern(std::uint64_t offset, std::span<const std::uint8_t> data) {

@@ -53,6 +53,9 @@ Route route(const Request& req);
 
 // Byte i of /bytes/N is i % 251, so any client can check what it got.
 void fill_pattern(std::uint64_t offset, std::span<std::uint8_t> out);
+// The pattern from `offset` on, at most `max` bytes (and at most 64 KiB): one read-only copy
+// for the whole process, so a response in flight needs no buffer of its own.
+std::span<const std::uint8_t> pattern_bytes(std::uint64_t offset, std::uint64_t max);
 bool check_pattern(std::uint64_t offset, std::span<const std::uint8_t> data);
 
 // "Connection: close" unless keep_alive and the route allows it; 405 carries "Allow".

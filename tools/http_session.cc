@@ -5,7 +5,6 @@
 namespace wasi_ktls {
 namespace {
 
-constexpr std::size_t kBufSize = 64 * 1024;
 // After refusing a request, what the peer already sent is read and dropped, up to this much
 // (each read bounded by the io timeout): closing with unread data sends a TCP reset, which
 // can destroy our answer before the peer has read it.
@@ -15,10 +14,15 @@ std::span<const std::uint8_t> bytes_of(const std::string& s) {
   return std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
 }
 
+bool nothing_yet(const Error& e) { return e.kind == ErrorKind::would_block; }
+
+// Gives the heap back what a string held (clear() keeps it): idle sessions are many.
+void release(std::string& s) { std::string().swap(s); }
+
 }  // namespace
 
 HttpSession::HttpSession(AsyncConnection::Ptr conn, std::string peer, const Config& config)
-    : conn_(std::move(conn)), peer_(std::move(peer)), config_(config), buf_(kBufSize) {}
+    : conn_(std::move(conn)), peer_(std::move(peer)), config_(config) {}
 
 void HttpSession::start(AsyncConnection::Ptr conn, std::string peer, const Config& config) {
   auto s = std::make_shared<HttpSession>(std::move(conn), std::move(peer), config);
@@ -28,6 +32,21 @@ void HttpSession::start(AsyncConnection::Ptr conn, std::string peer, const Confi
     s->next_request();
 }
 
+Result<std::span<const std::uint8_t>> HttpSession::read_now() {
+  auto n = conn_->read_now(config_.read_buffer);
+  if (!n) return n.error();
+  return std::span<const std::uint8_t>(config_.read_buffer.first(*n));
+}
+
+void HttpSession::wait_then(std::function<void()> resume) {
+  if (in_.empty()) release(in_);
+  auto self = shared_from_this();
+  conn_->wait_readable([self, resume = std::move(resume)](Status st) {
+    if (!st) return self->finish(st.error());
+    resume();
+  });
+}
+
 void HttpSession::finish(Status st, bool drain) {
   if (finished_) return;
   finished_ = true;
@@ -35,71 +54,91 @@ void HttpSession::finish(Status st, bool drain) {
   conn_->close([self, st, drain](Status closed) {
     Status result = !st ? st : closed;
     if (drain && closed) return self->drain(0, result);
-    if (self->config_.on_end) self->config_.on_end(*self, result);
+    self->end(result);
   });
 }
 
 void HttpSession::drain(std::uint64_t dropped, Status result) {
-  if (dropped >= kMaxDrainBytes) {
-    if (config_.on_end) config_.on_end(*this, result);
-    return;
-  }
-  auto self = shared_from_this();
-  conn_->read(buf_, [self, dropped, result](Result<std::size_t> n) {
-    // The peer's close (or any end of reading) is the end; how it ended is not the news.
-    if (!n || *n == 0) {
-      if (self->config_.on_end) self->config_.on_end(*self, result);
+  while (dropped < kMaxDrainBytes) {
+    auto got = read_now();
+    if (got && !got->empty()) {
+      dropped += got->size();
+      continue;
+    }
+    if (!got && nothing_yet(got.error())) {
+      auto self = shared_from_this();
+      conn_->wait_readable([self, dropped, result](Status st) {
+        if (!st) return self->end(result);
+        self->drain(dropped, result);
+      });
       return;
     }
-    self->drain(dropped + *n, result);
-  });
+    break;  // the peer's close (or any end of reading) is the end; how it ended is not the news
+  }
+  end(result);
+}
+
+void HttpSession::end(const Status& result) {
+  if (config_.on_end) config_.on_end(*this, result);
 }
 
 void HttpSession::next_request() {
-  auto head = http::head_length(in_);
-  if (!head) {
-    http::Route r;
-    r.status = 431;
-    r.close = true;
-    head_ = http::response_head(r, false);
-    auto self = shared_from_this();
-    Error e = head.error();
-    conn_->write(bytes_of(head_), [self, e](Result<std::size_t>) { self->finish(e, true); });
-    return;
-  }
-  if (*head > 0) {
-    auto req = http::parse_request(std::string_view(in_).substr(0, *head));
-    in_.erase(0, *head);
-    // A request that is answered and keeps the connection has its body skipped first: read
-    // as the next request, it would be answered as one. (Refused ones close instead.)
-    if (req && req->content_length > 0 && !http::route(*req).close) {
-      body_left_ = req->content_length;
-      pending_ = std::move(*req);
-      return skip_body();
+  for (;;) {
+    auto head = http::head_length(in_);
+    if (!head) {
+      http::Route r;
+      r.status = 431;
+      r.close = true;
+      head_ = http::response_head(r, false);
+      auto self = shared_from_this();
+      Error e = head.error();
+      conn_->write(bytes_of(head_), [self, e](Result<std::size_t>) {
+        release(self->head_);
+        self->finish(e, true);
+      });
+      return;
     }
-    return respond(std::move(req));
+    if (*head > 0) {
+      auto req = http::parse_request(std::string_view(in_).substr(0, *head));
+      in_.erase(0, *head);
+      // A request that is answered and keeps the connection has its body skipped first: read
+      // as the next request, it would be answered as one. (Refused ones close instead.)
+      if (req && req->content_length > 0 && !http::route(*req).close) {
+        body_left_ = req->content_length;
+        pending_ = std::move(*req);
+        return skip_body();
+      }
+      return respond(std::move(req));
+    }
+    auto got = read_now();
+    if (!got) {
+      if (nothing_yet(got.error()))
+        return wait_then([self = shared_from_this()] { self->next_request(); });
+      return finish(got.error());
+    }
+    if (got->empty()) return finish(Status{});  // close_notify between requests: clean end
+    in_.append(reinterpret_cast<const char*>(got->data()), got->size());
   }
-  auto self = shared_from_this();
-  conn_->read(buf_, [self](Result<std::size_t> n) {
-    if (!n) return self->finish(n.error());
-    if (*n == 0) return self->finish(Status{});  // close_notify between requests: clean end
-    self->in_.append(reinterpret_cast<const char*>(self->buf_.data()), *n);
-    self->next_request();
-  });
 }
 
 void HttpSession::skip_body() {
-  auto n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, in_.size()));
-  in_.erase(0, n);
-  body_left_ -= n;
-  if (body_left_ == 0) return respond(std::move(pending_));
-  auto self = shared_from_this();
-  conn_->read(buf_, [self](Result<std::size_t> n) {
-    if (!n) return self->finish(n.error());
-    if (*n == 0) return self->finish(make_error("peer ended the stream inside a request body"));
-    self->in_.append(reinterpret_cast<const char*>(self->buf_.data()), *n);
-    self->skip_body();
-  });
+  for (;;) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, in_.size()));
+    in_.erase(0, n);
+    body_left_ -= n;
+    if (body_left_ == 0) return respond(std::move(pending_));
+    auto got = read_now();
+    if (!got) {
+      if (nothing_yet(got.error()))
+        return wait_then([self = shared_from_this()] { self->skip_body(); });
+      return finish(got.error());
+    }
+    if (got->empty()) return finish(make_error("peer ended the stream inside a request body"));
+    // Body bytes are dropped where they lie; only what follows the body is kept.
+    const auto body = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, got->size()));
+    body_left_ -= body;
+    in_.append(reinterpret_cast<const char*>(got->data()) + body, got->size() - body);
+  }
 }
 
 void HttpSession::respond(Result<http::Request> req) {
@@ -141,6 +180,7 @@ void HttpSession::respond(Result<http::Request> req) {
                          r.text_body.substr(0, r.text_body.size() - 1));
   auto self = shared_from_this();
   conn_->write(bytes_of(head_), [self, r, keep_alive, file, body, refused](Result<std::size_t> w) {
+    release(self->head_);
     if (!w) return self->finish(w.error());
     if (refused) return self->finish(*refused, /*drain=*/true);
     if (body && r.pattern_body) return self->send_pattern(0, r.body_length, keep_alive);
@@ -159,13 +199,12 @@ void HttpSession::respond(Result<http::Request> req) {
 
 void HttpSession::send_pattern(std::uint64_t offset, std::uint64_t length, bool keep_alive) {
   if (offset == length) return after_response(keep_alive);
-  auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), length - offset));
-  http::fill_pattern(offset, std::span(buf_.data(), n));
   auto self = shared_from_this();
-  conn_->write(std::span(buf_.data(), n), [self, offset, length, keep_alive](Result<std::size_t> w) {
-    if (!w) return self->finish(w.error());
-    self->send_pattern(offset + *w, length, keep_alive);
-  });
+  conn_->write(http::pattern_bytes(offset, length - offset),
+               [self, offset, length, keep_alive](Result<std::size_t> w) {
+                 if (!w) return self->finish(w.error());
+                 self->send_pattern(offset + *w, length, keep_alive);
+               });
 }
 
 void HttpSession::after_response(bool keep_alive) {
@@ -176,14 +215,19 @@ void HttpSession::after_response(bool keep_alive) {
 }
 
 void HttpSession::echo() {
+  auto got = read_now();
+  if (!got) {
+    if (nothing_yet(got.error())) return wait_then([self = shared_from_this()] { self->echo(); });
+    return finish(got.error());
+  }
+  if (got->empty()) return finish(Status{});
+  // Sent from the session's own copy (the read buffer is the worker's), freed once sent.
+  echo_.assign(got->begin(), got->end());
   auto self = shared_from_this();
-  conn_->read(buf_, [self](Result<std::size_t> n) {
-    if (!n) return self->finish(n.error());
-    if (*n == 0) return self->finish(Status{});
-    self->conn_->write(std::span(self->buf_.data(), *n), [self](Result<std::size_t> w) {
-      if (!w) return self->finish(w.error());
-      self->echo();
-    });
+  conn_->write(echo_, [self](Result<std::size_t> w) {
+    self->echo_ = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
+    if (!w) return self->finish(w.error());
+    self->echo();
   });
 }
 

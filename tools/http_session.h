@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   struct Config {
     const StaticFiles* files = nullptr;  // --root, or none
     bool echo = false;
+    // The worker's read buffer, shared by its sessions: each reads into it only without
+    // waiting (AsyncConnection::read_now) and takes what it keeps before returning, so an
+    // idle session holds no read buffer of its own.
+    std::span<std::uint8_t> read_buffer;
     // How the connection ended (ok, or why not); called once, after close.
     std::function<void(const HttpSession&, const Status&)> on_end;
   };
@@ -32,6 +37,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpSession(AsyncConnection::Ptr conn, std::string peer, const Config& config);
 
  private:
+  // What the peer sent, in config_.read_buffer until this session returns; an error of kind
+  // would_block when nothing has come yet: then wait_then().
+  Result<std::span<const std::uint8_t>> read_now();
+  // Waits for the peer without a buffer, then `resume`; the wait's failure ends the session.
+  void wait_then(std::function<void()> resume);
   void next_request();
   void skip_body();
   void respond(Result<http::Request> req);
@@ -42,13 +52,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // first (bounded), so that our last answer is not lost to a reset.
   void finish(Status st, bool drain = false);
   void drain(std::uint64_t dropped, Status result);
+  void end(const Status& result);  // config_.on_end
 
   AsyncConnection::Ptr conn_;
   std::string peer_;
   const Config& config_;
   std::string in_;
-  std::vector<std::uint8_t> buf_;
   std::string head_;
+  std::vector<std::uint8_t> echo_;  // --echo: the bytes being sent back
   http::Request pending_;       // answered once its body is skipped
   std::uint64_t body_left_ = 0;
   StaticFiles::File file_;

@@ -31,6 +31,7 @@ constexpr unsigned kOpsPerConnection = 4;
 constexpr unsigned kWorkerOps = 2;
 constexpr unsigned kMaxEngineQueueDepth = 32768;  // make_engine's bound (IORING_MAX_ENTRIES)
 constexpr unsigned kDefaultMaxConnectionsPerWorker = 256;
+constexpr std::size_t kReadBufferSize = 64 * 1024;
 constexpr unsigned kMaxConnectionsPerWorkerLimit =
     (kMaxEngineQueueDepth - kWorkerOps) / kOpsPerConnection;
 
@@ -103,6 +104,7 @@ class Worker {
   Worker(Shared& sh, unsigned index, Engine& engine, int listen_fd)
       : sh_(sh), index_(index), engine_(engine), listen_fd_(listen_fd),
         config_(sh.session_config) {
+    config_.read_buffer = read_buffer_;
     config_.on_end = [this](const HttpSession& s, const Status& st) {
       log_connection(s, st);
       connection_ended();
@@ -236,6 +238,8 @@ class Worker {
   unsigned index_;
   Engine& engine_;
   int listen_fd_;
+  // Every session of this worker reads into it (one at a time, never while waiting).
+  std::vector<std::uint8_t> read_buffer_ = std::vector<std::uint8_t>(kReadBufferSize);
   HttpSession::Config config_;  // sessions hold a reference: it lives as long as the worker
   std::size_t live_ = 0;        // connections accepted and not yet ended
   bool accept_in_flight_ = false;
@@ -277,6 +281,13 @@ std::string probe_summary(const Probe& p) {
   return s;
 }
 
+// Whether any TLS 1.3 connection could go to this kernel: else its secrets are not captured.
+bool kernel_takes_tls13() {
+  for (Cipher c : kAllCiphers)
+    if (kernel_probe().supports(TlsVersion::tls13, c)) return true;
+  return false;
+}
+
 int run_serve(const ServeOptions& o) {
   auto fail = [](const std::string& msg, int code) {
     std::fprintf(stderr, "serve: %s\n", msg.c_str());
@@ -288,10 +299,11 @@ int run_serve(const ServeOptions& o) {
     if (o.tls.ca.empty()) return fail("--require-client-cert needs --ca to verify clients with", 2);
     policy->client_auth = ClientAuth::required;
   }
-  auto ctx = TlsContext::create(Role::server, *policy);
-  if (!ctx) return fail(ctx.error().message, 2);
   auto copts = o.tls.connection_options();
   if (!copts) return fail(copts.error().message, 2);
+  policy->capture_tls13_secrets = copts->backend != Backend::userspace && kernel_takes_tls13();
+  auto ctx = TlsContext::create(Role::server, *policy);
+  if (!ctx) return fail(ctx.error().message, 2);
   auto kind = o.engine.empty() ? engine_kind_from_environment() : parse_engine_kind(o.engine);
   if (!kind) return fail(kind.error().message, 2);
   std::optional<StaticFiles> files;

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "ktls/conn/perform.h"
+#include "ktls/conn/record_path.h"
 
 namespace wasi_ktls {
 
@@ -122,6 +123,34 @@ void AsyncConnection::flush_owed() {
 
 void AsyncConnection::read(std::span<std::uint8_t> buf, IoDone done) {
   begin(Lane::read, [this, buf] { return core_.read(buf); }, std::move(done));
+}
+
+Result<std::size_t> AsyncConnection::read_now(std::span<std::uint8_t> buf) {
+  if (aborted_) return Error{"connection aborted", ECANCELED, ErrorKind::cancelled};
+  if (Status st = core_.read_now(buf); !st) return st.error();
+  // A read that must not wait ends at the first step that would block: every step is done now.
+  for (const Step* s = &core_.step(Lane::read); !s->done(); s = &core_.step(Lane::read))
+    core_.complete(Lane::read, perform_now(fd_.get(), *s));
+  Result<std::size_t> r = core_.take_result(Lane::read);
+  flush_owed();
+  return r;
+}
+
+void AsyncConnection::wait_readable(Done done) {
+  if (aborted_) return done(Error{"connection aborted", ECANCELED, ErrorKind::cancelled});
+  // A peek, not a poll: on a kTLS socket poll says POLLIN as soon as part of a record has
+  // arrived, where read_now() would still find nothing (and a poll loop would spin until the
+  // rest came); a peek completes when the kernel holds a whole record (decrypted and kept for
+  // the next read), a control record (EIO), the end of the stream or an error, all of which
+  // read_now() then reports. On plain TCP (userspace TLS) it completes with the first byte.
+  Status started = engine_.recv(
+      fd_.get(), std::span(&peeked_, 1), MSG_PEEK, Clock::now() + options_.io_timeout,
+      [self = shared_from_this(), done](int r) {
+        if (r == -ETIME || r == -ECANCELED)
+          return done(step_error(r, "waiting to read", self->options_.io_timeout));
+        done(Status{});
+      });
+  if (!started) done(started.error());
 }
 
 void AsyncConnection::write(std::span<const std::uint8_t> data, IoDone done) {

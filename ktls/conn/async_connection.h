@@ -47,6 +47,14 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   // Up to buf.size() bytes of plaintext; 0 after the peer's close_notify. Truncation, alerts
   // and timeouts (options.io_timeout for each wait) are errors.
   void read(std::span<std::uint8_t> buf, IoDone done);
+  // For a server holding many idle connections: read_now() and wait_readable() read without
+  // a buffer per connection. read_now() takes what is there now, up to buf.size() bytes (0
+  // after close_notify), or fails with ErrorKind::would_block having read nothing; `buf` is
+  // used only during the call, so one buffer per thread serves all its connections.
+  // wait_readable() then waits, holding no buffer, until the peer sent something (a whole
+  // record on the kernel path) or options.io_timeout passed. Not while a read is in flight.
+  Result<std::size_t> read_now(std::span<std::uint8_t> buf);
+  void wait_readable(Done done);
   // All of `data`; completes with data.size().
   void write(std::span<const std::uint8_t> data, IoDone done);
   // `len` bytes of `file` from `offset`: the kernel transport splices them to the socket
@@ -86,6 +94,7 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   bool flushing_ = false;  // the write lane runs our own flush, not the caller's operation
   std::function<void()> after_flush_;  // the caller's write-side operation, waiting for it
   bool aborted_ = false;
+  std::uint8_t peeked_ = 0;  // wait_readable's one-byte MSG_PEEK lands here, and stays queued
 };
 
 }  // namespace wasi_ktls

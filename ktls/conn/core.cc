@@ -266,7 +266,7 @@ struct ConnectionCore::Impl {
     tx_info.reset();
     session.reset();
     ssl = nullptr;
-    hs_out = {};
+    hs_out = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
     transport = Transport::kernel;
     reason.clear();
     phase = Phase::established;
@@ -276,7 +276,7 @@ struct ConnectionCore::Impl {
   void establish_userspace(LaneOp& op, std::string why) {
     path = std::make_unique<UserspaceRecords>(std::move(*session), options.io_timeout);
     session.reset();
-    hs_out = {};
+    hs_out = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
     transport = Transport::userspace;
     reason = std::move(why);
     phase = Phase::established;

@@ -111,7 +111,10 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
       return op.finish(*rx_dead_);
     }
     if (would_block(r)) {
-      if (!op.wait) op.finish(not_ready());
+      if (!op.wait) {
+        release_idle_buffers();
+        op.finish(not_ready());
+      }
       return;
     }
     if (r == -ETIMEDOUT || r == -ETIME || r == -ECANCELED)
@@ -159,6 +162,14 @@ void UserspaceRecords::complete(LaneOp& op, long r) {
       shut_down_ = true;
       return op.finish(std::size_t{0});
   }
+}
+
+// A read that must not wait found nothing: the connection is idle until its peer sends, and
+// an idle connection holds no buffers (a server may hold thousands). A send in flight still
+// uses `sending_`: it is freed only when empty.
+void UserspaceRecords::release_idle_buffers() {
+  if (sending_.empty()) sending_ = std::vector<std::uint8_t>();
+  session_.release_idle_buffers();
 }
 
 void UserspaceRecords::tx_fail(LaneOp& op, Error e) {

@@ -30,6 +30,7 @@ class UserspaceRecords final : public RecordPath {
   void read_step(LaneOp& op);
   void write_step(LaneOp& op);
   void tx_fail(LaneOp& op, Error e);
+  void release_idle_buffers();
 
   Session session_;
   std::chrono::milliseconds io_timeout_;

@@ -646,6 +646,28 @@ TEST_CASE("a suite the kernel path cannot carry: handshake works, take_keys says
   CHECK(*got == "ccm");
 }
 
+TEST_CASE("without capture_tls13_secrets: TLS 1.3 take_keys says why, TLS 1.2 keys still come") {
+  for (TlsVersion v : {TlsVersion::tls13, TlsVersion::tls12}) {
+    CAPTURE(to_string(v));
+    Policy sp = server_policy(pki().server_cert, pki().server_key);
+    Policy cp = client_policy();
+    sp.min_version = sp.max_version = cp.min_version = cp.max_version = v;
+    sp.capture_tls13_secrets = false;
+    Pair pair = make_pair(cp, sp);
+    pair.handshake();
+    REQUIRE_MESSAGE(pair.server.done, message_of(pair.server.error));
+    auto k = pair.server.session.take_keys();
+    if (v == TlsVersion::tls12) {
+      CHECK_MESSAGE(k.ok(), test::message_of(k));
+    } else {
+      REQUIRE_FALSE(k.ok());
+      CHECK_MESSAGE(k.error().message.find("capture_tls13_secrets") != std::string::npos,
+                    k.error().message);
+      CHECK(pair.client.session.take_keys().ok());  // the client's context captures them
+    }
+  }
+}
+
 namespace {
 
 constexpr std::uint8_t kMask = 0x5A;

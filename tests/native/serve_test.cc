@@ -445,3 +445,52 @@ TEST_CASE("serve: a request with Transfer-Encoding is refused (501) and the conn
   CHECK(r.data.starts_with("HTTP/1.1 501 "));
   CHECK(r.data.find("\r\nConnection: close\r\n") != std::string::npos);
 }
+
+// What an idle keep-alive connection costs serve (userspace TLS here): no read buffer of its
+// own, none of OpenSSL's record buffers and nothing left from a large answer. Each held a 64
+// KiB read buffer, OpenSSL's two record buffers and the last answer's ciphertext buffer
+// (about 200 KiB after this test's answer); now about 17 KiB, most of it OpenSSL's SSL
+// object. The bound is a generous regression guard.
+TEST_CASE("serve: 200 idle keep-alive connections cost under 32 KiB of RSS each") {
+  constexpr int kConnections = 200;
+  constexpr long kMaxKiBPerConnection = 32;
+  auto rss_kib = [](int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(f, line);)
+      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    return -1L;
+  };
+  for (const std::string& engine : kEngines) {
+    INFO("engine " << engine);
+    Serve s = start_serve({"--threads", "1", "--engine", engine, "--max-connections-per-worker",
+                           std::to_string(kConnections + 8)});
+    // One request each: a 100 KB answer, after which the connection stays open and idle.
+    auto one_request = [&](Connection& c) {
+      REQUIRE(c.write("GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\n").ok());
+      std::string pending;
+      auto reply = read_reply(c, pending);
+      REQUIRE_MESSAGE(reply.ok(), message_of(reply) << "\nlog:\n" << tail(s.log()));
+      REQUIRE(reply->body == pattern(100000));
+    };
+    {  // what the first connections allocate once (the pattern, OpenSSL's caches) is not counted
+      auto warm = tls_client(s.port);
+      REQUIRE_MESSAGE(warm.ok(), message_of(warm));
+      one_request(*warm);
+    }
+    const long before = rss_kib(s.child->pid());
+    std::vector<Connection> idle;
+    for (int i = 0; i < kConnections; ++i) {
+      auto c = tls_client(s.port);
+      REQUIRE_MESSAGE(c.ok(), message_of(c) << "\nlog:\n" << tail(s.log()));
+      one_request(*c);
+      idle.push_back(std::move(*c));
+    }
+    // Every answer was read in full, so serve has finished each one and is waiting.
+    const long after = rss_kib(s.child->pid());
+    REQUIRE(before > 0);
+    const long per_connection = (after - before) / kConnections;
+    MESSAGE("RSS " << before << " KiB -> " << after << " KiB: " << per_connection
+                   << " KiB per idle connection");
+    CHECK(per_connection < kMaxKiBPerConnection);
+  }
+}
