@@ -5,10 +5,12 @@
 // bytes through the first blank line, within kMaxHeadBytes, and no shorter prefix of it is
 // complete (serve reads it in pieces); the head serve answers with parses back, with fetch's
 // parser, to the status and Content-Length it was made from; the chunked decoder gives the
-// same payload and verdict whether the body arrives in one piece or in two at the split point.
+// same payload and verdict whether the body arrives in one piece or in two at the split point;
+// the pattern window serve sends /bytes/N from holds the bytes check_pattern expects.
 // fuzz-sources: tools/http_message.cc base/result.cc
 // fuzz-libs: -lfmt
 // fuzz-flags: -max_len=20000
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -86,6 +88,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)http::parse_request(text);
   if (const auto resp = http::parse_response(text); resp.ok())
     FUZZ_CHECK(resp->status >= 0 && resp->status <= 999, "a status code of more than 3 digits");
+
+  // The /bytes/N body serve sends: the shared pattern window, from offsets and lengths the
+  // split point and the input's size make up (past the 64 KiB window too).
+  const std::uint64_t offset = std::uint64_t{split_at} * 65537;
+  const std::uint64_t max = std::uint64_t{text.size()} << 5;
+  const auto pattern = http::pattern_bytes(offset, max);
+  FUZZ_CHECK(pattern.size() == std::min<std::uint64_t>(max, 64 * 1024) &&
+                 http::check_pattern(offset, pattern),
+             "pattern_bytes gives other bytes than /bytes/N has");
 
   const Decoded whole = decode(text, text.size());
   const Decoded pieces = decode(text, split);

@@ -12,7 +12,7 @@
 // Input: byte 0: bit 0 = we are the server; bit 1 = the peer is a real Session of the other
 // role whose bytes the rest of the input edits (else the rest is the peer's bytes); bit 2 =
 // after a finished handshake, take_keys() (else read what the peer sends next); bit 3 = both
-// sides TLS 1.2 only.
+// sides TLS 1.2 only; bit 4 = release_idle_buffers() after each of those reads.
 // fuzz-sources: handshake/session.cc handshake/policy.cc handshake/key_schedule.cc handshake/openssl_error.cc handshake/openssl_memory.cc handshake/tls_codes.cc handshake/tls_params.cc handshake/traffic_keys.cc base/result.cc tests/support/test_pki.cc
 // fuzz-libs: -lfmt -lssl -lcrypto
 // fuzz-flags: -max_len=16384
@@ -176,6 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Role role = flags & 1 ? Role::server : Role::client;
   const bool take_keys = flags & 4;
   const bool tls12_only = flags & 8;
+  const bool release_idle = flags & 16;
   Result<Session> made = session(role, tls12_only);
   FUZZ_CHECK(made.ok(), "a session cannot be made");
   Session& s = *made;
@@ -221,6 +222,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t i = 0; i <= rest.size(); ++i) {  // each read yields at least a byte, or ends
     const Result<ReadResult> r = s.read_plaintext(buf);
     s.take_output(sent);
+    if (release_idle) s.release_idle_buffers();  // as serve does between requests
     if (!r || r->kind != ReadResult::Kind::data) return 0;
     FUZZ_CHECK(r->bytes > 0 && r->bytes <= buf.size(), "a read of no bytes, or past the buffer");
   }
