@@ -39,7 +39,8 @@ class OursChannel : public Channel {
     return run_until(*engine_, done);
   }
   std::string transport() const override {
-    return std::string(to_string(conn_->transport())) + " (" + conn_->transport_reason() + ")";
+    const std::string& why = conn_->transport_reason();  // empty when the kernel took it
+    return std::string(to_string(conn_->transport())) + (why.empty() ? "" : " (" + why + ")");
   }
 
  private:
