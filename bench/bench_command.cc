@@ -88,8 +88,12 @@ Json run_here(const std::vector<Case>& cases, const Env& env, const std::string&
   Json results = Json::array();
   std::size_t i = 0;
   for (const Case& c : cases) {
+    const auto t0 = Clock::now();
     Json r = run_case(c, env);
-    std::printf("%s[%zu/%zu] %s\n", prefix.c_str(), ++i, cases.size(), headline(r).c_str());
+    // Wall time of the whole row (start-up, warm-up, every sample): where a run's minutes go.
+    r["wall_s"] = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("%s[%zu/%zu] %s (%.1f s)\n", prefix.c_str(), ++i, cases.size(), headline(r).c_str(),
+                r["wall_s"].get<double>());
     std::fflush(stdout);
     results.push_back(std::move(r));
   }
@@ -150,10 +154,14 @@ int run(const Options& o) {
     ~Cleanup() { std::error_code ec; fs::remove_all(dir, ec); }
   } cleanup{env.work};
 
+  const auto t_prepare = Clock::now();
   if (auto st = prepare(env); !st) {
     std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
     return 1;
   }
+  if (!o.lab_part)
+    std::printf("== prepared (test PKI, file, guests' compile cache) in %.1f s\n",
+                std::chrono::duration<double>(Clock::now() - t_prepare).count());
   std::vector<Case> here, lab;
   for (Case& c : all_cases(env)) {
     if (!selected(c, o)) continue;

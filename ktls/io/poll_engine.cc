@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -109,7 +108,7 @@ struct PollOp {
 
 struct PollEngine::Impl {
   struct FdState {
-    std::array<std::deque<PollOp*>, 2> q;
+    std::array<std::vector<PollOp*>, 2> q;  // vectors: see UringEngine's queues
     std::uint32_t registered = 0;  // events epoll watches for this fd
     bool in_epoll = false;
   };

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <unordered_map>
 #include <vector>
@@ -77,7 +76,9 @@ struct UringEngine::Impl {
   io_uring ring{};
   OpPool<Op> ops;
   std::uint64_t enters = 0;
-  std::unordered_map<int, std::array<std::deque<Op*>, 2>> fds;
+  // Per fd, its queued ops each way. Vectors, not deques: a queue rarely holds more than one
+  // op, and a deque allocates about 600 bytes even empty (massif: 1.1 KiB per idle connection).
+  std::unordered_map<int, std::array<std::vector<Op*>, 2>> fds;
   std::multimap<Clock::time_point, Op*> waiting;  // deadlines of queued, not yet submitted ops
   std::vector<Op*> cancels_due;  // ops whose cancel SQE is still to be queued (see cancel_due)
   std::vector<Pipe> idle_pipes;
