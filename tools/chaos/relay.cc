@@ -25,7 +25,7 @@ constexpr std::uint8_t kApplicationData = 23;
 // What a fault does to the rest of its flow once its queue has gone out.
 enum class Then : std::uint8_t { relay, fin, rst };
 
-struct Flow_ {
+struct OneWay {
   int src = -1;
   int dst = -1;
   std::string in;                // bytes read, short of a whole record
@@ -61,26 +61,26 @@ class Relay {
   RelayReport run(int stop_fd);
 
  private:
-  bool faulted(const Flow_& f) const { return &f == &flows_[static_cast<int>(cfg_.flow)]; }
-  int index(const Flow_& f) const { return &f == &flows_[0] ? 0 : 1; }
-  void on_record(Flow_& f, std::string record);
-  bool is_target(Flow_& f, std::uint8_t type);
-  void apply(Flow_& f, std::string record);
-  void emit(Flow_& f, std::string bytes);
-  void read_from(Flow_& f);
-  void send_to(Flow_& f);
-  void release_held(Flow_& f, Clock::time_point now);
+  bool faulted(const OneWay& f) const { return &f == &flows_[static_cast<int>(cfg_.flow)]; }
+  int index(const OneWay& f) const { return &f == &flows_[0] ? 0 : 1; }
+  void on_record(OneWay& f, std::string record);
+  bool is_target(OneWay& f, std::uint8_t type);
+  void apply(OneWay& f, std::string record);
+  void emit(OneWay& f, std::string bytes);
+  void read_from(OneWay& f);
+  void send_to(OneWay& f);
+  void release_held(OneWay& f, Clock::time_point now);
 
   UniqueFd client_, server_;
   const ProxyConfig& cfg_;
   const std::atomic<bool>& armed_;
-  Flow_ flows_[2];
+  OneWay flows_[2];
   RelayReport report_;
   Clock::time_point last_move_ = Clock::now();
   bool reset_ = false;  // a RST went out: the relay is over
 };
 
-void Relay::emit(Flow_& f, std::string bytes) {
+void Relay::emit(OneWay& f, std::string bytes) {
   if (cfg_.fault == Fault::split_coalesce) {
     for (char c : bytes) f.out.emplace_back(1, c);
   } else {
@@ -88,7 +88,7 @@ void Relay::emit(Flow_& f, std::string bytes) {
   }
 }
 
-bool Relay::is_target(Flow_& f, std::uint8_t type) {
+bool Relay::is_target(OneWay& f, std::uint8_t type) {
   if (cfg_.fault == Fault::none || cfg_.fault == Fault::split_coalesce) return false;
   if (report_.fault_applied || !faulted(f) || type != kApplicationData) return false;
   if (!armed_.load(std::memory_order_acquire)) return false;
@@ -99,7 +99,7 @@ bool Relay::is_target(Flow_& f, std::uint8_t type) {
   return true;
 }
 
-void Relay::on_record(Flow_& f, std::string record) {
+void Relay::on_record(OneWay& f, std::string record) {
   ++report_.records[index(f)];
   const auto type = static_cast<std::uint8_t>(record[0]);
   if (is_target(f, type)) return apply(f, std::move(record));
@@ -125,7 +125,7 @@ void Relay::on_record(Flow_& f, std::string record) {
   emit(f, std::move(record));
 }
 
-void Relay::apply(Flow_& f, std::string record) {
+void Relay::apply(OneWay& f, std::string record) {
   report_.fault_applied = true;
   switch (cfg_.fault) {
     case Fault::flip_byte:
@@ -171,7 +171,7 @@ void Relay::apply(Flow_& f, std::string record) {
   emit(f, std::move(record));
 }
 
-void Relay::read_from(Flow_& f) {
+void Relay::read_from(OneWay& f) {
   char buf[64 * 1024];
   const ssize_t n = ::recv(f.src, buf, sizeof buf, MSG_DONTWAIT);
   if (n < 0) {
@@ -201,7 +201,7 @@ void Relay::read_from(Flow_& f) {
   if (f.discard) f.in.clear();
 }
 
-void Relay::send_to(Flow_& f) {
+void Relay::send_to(OneWay& f) {
   while (!f.out.empty()) {
     const std::string& seg = f.out.front();
     const ssize_t n = ::send(f.dst, seg.data() + f.out_pos, seg.size() - f.out_pos,
@@ -226,7 +226,7 @@ void Relay::send_to(Flow_& f) {
   }
 }
 
-void Relay::release_held(Flow_& f, Clock::time_point now) {
+void Relay::release_held(OneWay& f, Clock::time_point now) {
   if (f.held.empty() || now - f.held_since < cfg_.coalesce_hold) return;
   // Nothing came to share the segment with: it goes alone, and the report says no coalescing.
   std::string held = std::move(f.held);
@@ -238,9 +238,9 @@ void Relay::release_held(Flow_& f, Clock::time_point now) {
 RelayReport Relay::run(int stop_fd) {
   for (;;) {
     const auto now = Clock::now();
-    for (Flow_& f : flows_) release_held(f, now);
+    for (OneWay& f : flows_) release_held(f, now);
     // What each flow owes its next hop once its queue is out.
-    for (Flow_& f : flows_) {
+    for (OneWay& f : flows_) {
       if (!f.out.empty() || f.dst_shut || !f.held.empty()) continue;
       if (f.then == Then::rst) {
         const linger hard{1, 0};
@@ -263,7 +263,7 @@ RelayReport Relay::run(int stop_fd) {
     pollfd pfd[3] = {{stop_fd, POLLIN, 0}, {client_.get(), 0, 0}, {server_.get(), 0, 0}};
     auto events_of = [&](int fd) -> short& { return fd == client_.get() ? pfd[1].events : pfd[2].events; };
     Clock::time_point wake = last_move_ + cfg_.io_timeout;
-    for (Flow_& f : flows_) {
+    for (OneWay& f : flows_) {
       if (!f.src_eof) events_of(f.src) |= POLLIN;
       if (!f.out.empty() && !f.dst_shut) {
         if (now >= f.hold_until)
@@ -290,11 +290,11 @@ RelayReport Relay::run(int stop_fd) {
       return report_;
     }
     auto revents_of = [&](int fd) { return fd == client_.get() ? pfd[1].revents : pfd[2].revents; };
-    for (Flow_& f : flows_) {
+    for (OneWay& f : flows_) {
       if (!f.out.empty() && !f.dst_shut && (revents_of(f.dst) & (POLLOUT | POLLERR | POLLHUP)))
         send_to(f);
     }
-    for (Flow_& f : flows_) {
+    for (OneWay& f : flows_) {
       if (!f.src_eof && (revents_of(f.src) & (POLLIN | POLLERR | POLLHUP))) read_from(f);
     }
   }
