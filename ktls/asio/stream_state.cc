@@ -145,8 +145,11 @@ error_code StreamState::fail(error_code ec, std::string why) {
 
 Action Op::finish(StreamState& s, const Error& e) {
   // The next layer's own error (a Beast timeout, a reset, a cancellation) reaches the caller
-  // as the next layer said it.
-  return done(s.fail(transport_ec ? transport_ec : error_code_of(e), e.message));
+  // as the next layer said it. But a kTLS socket reports a record it could not authenticate
+  // (EBADMSG), an oversized record or a bad header version as a socket error: that is the TLS
+  // layer's verdict, so it is tls_error, as the same bytes are on the userspace transport.
+  const bool tls_verdict = e.kind == ErrorKind::protocol || e.kind == ErrorKind::peer_alert;
+  return done(s.fail(transport_ec && !tls_verdict ? transport_ec : error_code_of(e), e.message));
 }
 
 Action Op::run(StreamState& s, int fd) {

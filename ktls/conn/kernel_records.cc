@@ -81,6 +81,9 @@ void KernelRecords::complete(LaneOp& op, long r) {
     return;  // the driver waits and tries the step again
   }
   switch (tx_step_) {
+    case TxStep::take_error:
+      socket_error_pending_ = false;
+      return write_step(op);
     case TxStep::alert:
       // Best effort: after a record-layer error the kernel may refuse it (sk_err is set).
       if (r > 0) budget_.add(1);
@@ -194,7 +197,10 @@ void KernelRecords::on_rx_error(LaneOp& op, long r, const char* what) {
     return;  // the driver waits and tries the step again
   }
   const int err = static_cast<int>(-r);
-  if (auto f = record_layer_failure(err)) return fatal(op, std::move(f->error), f->alert);
+  if (auto f = record_layer_failure(err)) {
+    socket_error_pending_ = true;
+    return fatal(op, std::move(f->error), f->alert);
+  }
   if (err == ETIMEDOUT || err == ETIME || err == ECANCELED)
     return op.finish(step_error(r, "reading", cfg_.io_timeout));  // the stream is intact
   rx_fail(op, errno_error(err, what));
@@ -303,6 +309,11 @@ void KernelRecords::send_control(LaneOp& op, TxStep what, std::uint8_t type,
 
 void KernelRecords::write_step(LaneOp& op) {
   for (;;) {
+    if (alert_owed_ && socket_error_pending_) {
+      tx_step_ = TxStep::take_error;
+      op.step = Step::of(Step::Kind::take_error);
+      return;
+    }
     if (alert_owed_) {
       return send_control(op, TxStep::alert, content_type::alert,
                           {alert_level::fatal, *alert_owed_});

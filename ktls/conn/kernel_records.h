@@ -59,7 +59,9 @@ class KernelRecords final : public RecordPath {
 
  private:
   enum class RxStep : std::uint8_t { recv, recvmsg, set_key };
-  enum class TxStep : std::uint8_t { alert, key_update, set_key, close_notify, shutdown, seq, data };
+  enum class TxStep : std::uint8_t {
+    take_error, alert, key_update, set_key, close_notify, shutdown, seq, data
+  };
 
   // Read side.
   void recv_next(LaneOp& op);
@@ -105,6 +107,9 @@ class KernelRecords final : public RecordPath {
   RecordMsg tx_msg_;
   std::optional<KernelCryptoInfo> tx_next_;
   std::optional<std::uint8_t> alert_owed_;
+  // A record the kernel could not decrypt leaves its error set on the socket (6.1: sk_err),
+  // and every send fails with it until it is taken: our alert would never go out.
+  bool socket_error_pending_ = false;
   bool key_update_owed_ = false;
   bool close_sent_ = false;   // close_notify went out
   bool fatal_sent_ = false;   // our fatal alert went out (or was attempted)

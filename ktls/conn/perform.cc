@@ -55,6 +55,13 @@ long perform_now(int fd, const Step& s) {
       case Step::Kind::shutdown_write:
         r = result_of(::shutdown(fd, SHUT_WR));
         break;
+      case Step::Kind::take_error: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        r = result_of(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len));
+        if (r == 0) return err;
+        break;
+      }
       case Step::Kind::done:
         return 0;
     }

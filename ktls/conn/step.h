@@ -33,6 +33,7 @@ struct Step {
     set_key,         // setsockopt(SOL_TLS, TLS_TX/TLS_RX, *key): 0
     tx_seq,          // getsockopt(SOL_TLS, TLS_TX): the next TX record number (rec_seq)
     shutdown_write,  // shutdown(fd, SHUT_WR): 0
+    take_error,      // getsockopt(SO_ERROR): the socket's pending error (now cleared), or 0
     done,            // the operation is over: take its result from the core
   };
 
