@@ -313,6 +313,13 @@ int run_serve(const ServeOptions& o) {
     if (o.tls.ca.empty()) return fail("--require-client-cert needs --ca to verify clients with", 2);
     policy->client_auth = ClientAuth::required;
   }
+  // Without client authentication OpenSSL never reads the CA: an unreadable or garbled --ca,
+  // or one the user believes restricts who connects, would pass unnoticed.
+  if (!o.tls.ca.empty() && !o.require_client_cert)
+    return fail(fmt::format("--ca {} is only used with --require-client-cert (the CA client "
+                            "certificates must chain to); without it no client is verified",
+                            o.tls.ca),
+                2);
   auto copts = o.tls.connection_options();
   if (!copts) return fail(copts.error().message, 2);
   auto handshake_timeout = timeout_option("--handshake-timeout", o.handshake_timeout_s);
