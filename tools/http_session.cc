@@ -6,12 +6,12 @@
 namespace wasi_ktls {
 namespace {
 
-// After refusing a request, what the peer already sent is read and dropped, up to this much
-// (each read bounded by the io timeout): closing with unread data sends a TCP reset, which
-// can destroy our answer before the peer has read it.
+// After refusing a request, what the peer already sent is read and dropped, up to this much:
+// closing with unread data sends a TCP reset, which can destroy our answer before the peer
+// has read it.
 constexpr std::uint64_t kMaxDrainBytes = 256 * 1024;
-// ... and for at most this long in all (nginx's lingering_timeout): a peer that keeps
-// trickling must not hold the connection.
+// ... and for at most this long in all (or --idle-timeout, if shorter; as nginx's
+// lingering_timeout): a peer that keeps trickling must not hold the connection.
 constexpr std::chrono::milliseconds kMaxDrainTime{5'000};
 
 std::span<const std::uint8_t> bytes_of(const std::string& s) {
