@@ -1,14 +1,18 @@
 #include "tools/http_session.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace wasi_ktls {
 namespace {
 
-// After refusing a request, what the peer already sent is read and dropped, up to this much
-// (each read bounded by the io timeout): closing with unread data sends a TCP reset, which
-// can destroy our answer before the peer has read it.
+// After refusing a request, what the peer already sent is read and dropped, up to this much:
+// closing with unread data sends a TCP reset, which can destroy our answer before the peer
+// has read it.
 constexpr std::uint64_t kMaxDrainBytes = 256 * 1024;
+// ... and for at most this long in all (or --idle-timeout, if shorter; as nginx's
+// lingering_timeout): a peer that keeps trickling must not hold the connection.
+constexpr std::chrono::milliseconds kMaxDrainTime{5'000};
 
 std::span<const std::uint8_t> bytes_of(const std::string& s) {
   return std::span(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
@@ -26,6 +30,7 @@ HttpSession::HttpSession(AsyncConnection::Ptr conn, std::string peer, const Conf
 
 void HttpSession::start(AsyncConnection::Ptr conn, std::string peer, const Config& config) {
   auto s = std::make_shared<HttpSession>(std::move(conn), std::move(peer), config);
+  s->await_request();
   if (config.echo)
     s->echo();
   else
@@ -38,13 +43,40 @@ Result<std::span<const std::uint8_t>> HttpSession::read_now() {
   return std::span<const std::uint8_t>(config_.read_buffer.first(*n));
 }
 
+void HttpSession::await_request() {
+  in_request_ = false;
+  deadline_ = Clock::now() + config_.idle_timeout;
+}
+
+void HttpSession::request_started() {
+  if (in_request_) return;
+  in_request_ = true;
+  deadline_ = Clock::now() + config_.header_timeout;
+}
+
 void HttpSession::wait_then(std::function<void()> resume) {
   if (in_.empty()) release(in_);
   auto self = shared_from_this();
-  conn_->wait_readable([self, resume = std::move(resume)](Status st) {
+  conn_->wait_readable(deadline_, [self, resume = std::move(resume)](Status st) {
+    if (!st && st.error().kind == ErrorKind::timeout)
+      return self->finish(self->in_request_
+                              ? Error{fmt::format("request not complete within {} ms "
+                                                  "(--header-timeout)",
+                                                  self->config_.header_timeout.count()),
+                                      ETIMEDOUT, ErrorKind::timeout}
+                              : Error{fmt::format("no request for {} ms (--idle-timeout)",
+                                                  self->config_.idle_timeout.count()),
+                                      ETIMEDOUT, ErrorKind::timeout});
     if (!st) return self->finish(st.error());
     resume();
   });
+}
+
+void HttpSession::finish_after_write_error(const Error& e) {
+  if (finished_) return;
+  finished_ = true;
+  conn_->abort();
+  end(e);
 }
 
 void HttpSession::finish(Status st, bool drain) {
@@ -53,7 +85,10 @@ void HttpSession::finish(Status st, bool drain) {
   auto self = shared_from_this();
   conn_->close([self, st, drain](Status closed) {
     Status result = !st ? st : closed;
-    if (drain && closed) return self->drain(0, result);
+    if (drain && closed) {
+      self->deadline_ = Clock::now() + std::min(kMaxDrainTime, self->config_.idle_timeout);
+      return self->drain(0, result);
+    }
     self->end(result);
   });
 }
@@ -67,7 +102,7 @@ void HttpSession::drain(std::uint64_t dropped, Status result) {
     }
     if (!got && nothing_yet(got.error())) {
       auto self = shared_from_this();
-      conn_->wait_readable([self, dropped, result](Status st) {
+      conn_->wait_readable(deadline_, [self, dropped, result](Status st) {
         if (!st) return self->end(result);
         self->drain(dropped, result);
       });
@@ -84,6 +119,7 @@ void HttpSession::end(const Status& result) {
 
 void HttpSession::next_request() {
   for (;;) {
+    if (!in_.empty()) request_started();
     auto head = http::head_length(in_);
     if (!head) {
       http::Route r;
@@ -92,8 +128,9 @@ void HttpSession::next_request() {
       head_ = http::response_head(r, false);
       auto self = shared_from_this();
       Error e = head.error();
-      conn_->write(bytes_of(head_), [self, e](Result<std::size_t>) {
+      conn_->write(bytes_of(head_), [self, e](Result<std::size_t> w) {
         release(self->head_);
+        if (!w) return self->finish_after_write_error(w.error());
         self->finish(e, true);
       });
       return;
@@ -134,6 +171,11 @@ void HttpSession::skip_body() {
       return finish(got.error());
     }
     if (got->empty()) return finish(make_error("peer ended the stream inside a request body"));
+    // A peer that sends a body without pause never waits: the request's bound is checked here.
+    if (Clock::now() >= deadline_)
+      return finish(Error{fmt::format("request not complete within {} ms (--header-timeout)",
+                                      config_.header_timeout.count()),
+                          ETIMEDOUT, ErrorKind::timeout});
     // Body bytes are dropped where they lie; only what follows the body is kept.
     const auto body = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, got->size()));
     body_left_ -= body;
@@ -181,7 +223,7 @@ void HttpSession::respond(Result<http::Request> req) {
   auto self = shared_from_this();
   conn_->write(bytes_of(head_), [self, r, keep_alive, file, body, refused](Result<std::size_t> w) {
     release(self->head_);
-    if (!w) return self->finish(w.error());
+    if (!w) return self->finish_after_write_error(w.error());
     if (refused) return self->finish(*refused, /*drain=*/true);
     if (body && r.pattern_body) return self->send_pattern(0, r.body_length, keep_alive);
     if (!body || !file) {
@@ -191,7 +233,7 @@ void HttpSession::respond(Result<http::Request> req) {
     self->conn_->send_file(self->file_.fd.get(), 0, self->file_.size,
                            [self, keep_alive](Result<std::size_t> s) {
                              self->file_ = {};
-                             if (!s) return self->finish(s.error());
+                             if (!s) return self->finish_after_write_error(s.error());
                              self->after_response(keep_alive);
                            });
   });
@@ -202,14 +244,16 @@ void HttpSession::send_pattern(std::uint64_t offset, std::uint64_t length, bool 
   auto self = shared_from_this();
   conn_->write(http::pattern_bytes(offset, length - offset),
                [self, offset, length, keep_alive](Result<std::size_t> w) {
-                 if (!w) return self->finish(w.error());
+                 if (!w) return self->finish_after_write_error(w.error());
                  self->send_pattern(offset + *w, length, keep_alive);
                });
 }
 
 void HttpSession::after_response(bool keep_alive) {
-  if (keep_alive)
+  if (keep_alive) {
+    await_request();
     next_request();
+  }
   else
     finish(Status{});
 }
@@ -226,7 +270,8 @@ void HttpSession::echo() {
   auto self = shared_from_this();
   conn_->write(echo_, [self](Result<std::size_t> w) {
     self->echo_ = std::vector<std::uint8_t>();  // `= {}` would keep the capacity
-    if (!w) return self->finish(w.error());
+    if (!w) return self->finish_after_write_error(w.error());
+    self->await_request();
     self->echo();
   });
 }

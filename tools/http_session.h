@@ -4,6 +4,7 @@
 // 431) is answered with "Connection: close" and ends the connection, its body never parsed.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <span>
@@ -27,6 +28,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::span<std::uint8_t> read_buffer;
     // How the connection ended (ok, or why not); called once, after close.
     std::function<void(const HttpSession&, const Status&)> on_end;
+    // From the handshake's end or the last answer to a request's first byte (--idle-timeout),
+    // then from that byte to the whole request, head and any body skipped (--header-timeout).
+    // Fixed deadlines, not per wait: a peer that trickles (bytes of a TLS record that never
+    // completes, a head one byte a second) is dropped as surely as a silent one. The wait of
+    // each write is the connection's io_timeout (--send-timeout).
+    std::chrono::milliseconds idle_timeout{60'000};
+    std::chrono::milliseconds header_timeout{60'000};
   };
 
   static void start(AsyncConnection::Ptr conn, std::string peer, const Config& config);
@@ -40,8 +48,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // What the peer sent, in config_.read_buffer until this session returns; an error of kind
   // would_block when nothing has come yet: then wait_then().
   Result<std::span<const std::uint8_t>> read_now();
-  // Waits for the peer without a buffer, then `resume`; the wait's failure ends the session.
+  // Waits for the peer without a buffer until deadline_, then `resume`; the wait's failure
+  // ends the session.
   void wait_then(std::function<void()> resume);
+  // A new request may come: the idle bound starts.
+  void await_request();
+  // Bytes of the next request arrived: the bound for the whole request starts.
+  void request_started();
   void next_request();
   void skip_body();
   void respond(Result<http::Request> req);
@@ -51,6 +64,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // close_notify and the end; with `drain`, what the peer still sends is read and dropped
   // first (bounded), so that our last answer is not lost to a reset.
   void finish(Status st, bool drain = false);
+  // After a write failed (the peer stopped reading, or is gone): no close_notify, which
+  // would wait behind the same full socket; the end, and the socket's close.
+  void finish_after_write_error(const Error& e);
   void drain(std::uint64_t dropped, Status result);
   void end(const Status& result);  // config_.on_end
 
@@ -62,6 +78,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::vector<std::uint8_t> echo_;  // --echo: the bytes being sent back
   http::Request pending_;       // answered once its body is skipped
   std::uint64_t body_left_ = 0;
+  Clock::time_point deadline_;   // of the wait for the peer: idle, or the request's
+  bool in_request_ = false;      // bytes of a request came: deadline_ is the request's
   StaticFiles::File file_;
   bool finished_ = false;
 };

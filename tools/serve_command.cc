@@ -50,7 +50,21 @@ struct ServeOptions {
   std::uint64_t max_connections = 0;  // 0: serve forever
   unsigned max_connections_per_worker = kDefaultMaxConnectionsPerWorker;
   std::string engine;  // empty: WASI_KTLS_ENGINE, else automatic
+  // Seconds. What a client that stalls may hold: see HttpSession::Config and the README.
+  double handshake_timeout_s = 10;
+  double idle_timeout_s = 60;
+  double header_timeout_s = 60;
+  double send_timeout_s = 60;
 };
+
+constexpr double kMaxTimeoutS = 3600;
+
+Result<std::chrono::milliseconds> timeout_option(const char* name, double seconds) {
+  if (!(seconds >= 0.001) || seconds > kMaxTimeoutS)
+    return make_error("{} {} must be a number of seconds from 0.001 to {}", name, seconds,
+                      kMaxTimeoutS);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
 
 std::mutex log_mutex;
 
@@ -299,8 +313,24 @@ int run_serve(const ServeOptions& o) {
     if (o.tls.ca.empty()) return fail("--require-client-cert needs --ca to verify clients with", 2);
     policy->client_auth = ClientAuth::required;
   }
+  // Without client authentication OpenSSL never reads the CA: an unreadable or garbled --ca,
+  // or one the user believes restricts who connects, would pass unnoticed.
+  if (!o.tls.ca.empty() && !o.require_client_cert)
+    return fail(fmt::format("--ca {} is only used with --require-client-cert (the CA client "
+                            "certificates must chain to); without it no client is verified",
+                            o.tls.ca),
+                2);
   auto copts = o.tls.connection_options();
   if (!copts) return fail(copts.error().message, 2);
+  auto handshake_timeout = timeout_option("--handshake-timeout", o.handshake_timeout_s);
+  auto idle_timeout = timeout_option("--idle-timeout", o.idle_timeout_s);
+  auto header_timeout = timeout_option("--header-timeout", o.header_timeout_s);
+  auto send_timeout = timeout_option("--send-timeout", o.send_timeout_s);
+  for (const auto* t : {&handshake_timeout, &idle_timeout, &header_timeout, &send_timeout})
+    if (!*t) return fail(t->error().message, 2);
+  copts->handshake_timeout = *handshake_timeout;
+  // Every write's wait, close_notify's included (reads wait through HttpSession's bounds).
+  copts->io_timeout = *send_timeout;
   policy->capture_tls13_secrets = copts->backend != Backend::userspace && kernel_takes_tls13();
   auto ctx = TlsContext::create(Role::server, *policy);
   if (!ctx) return fail(ctx.error().message, 2);
@@ -312,6 +342,12 @@ int run_serve(const ServeOptions& o) {
     if (!f) return fail(f.error().message, 2);
     files.emplace(std::move(*f));
   }
+
+  // SO_REUSEPORT would otherwise let this serve share the port with another process of the
+  // same user, each taking some of the connections.
+  if (o.port != 0)
+    if (Status free = port_in_use(o.listen, o.port); !free)
+      return fail(fmt::format("--port {}: {}", o.port, free.error().message), 2);
 
   // Every hand-over reads the probe (measured once, on first use): measured here, before
   // anything listens, it does not run on an I/O thread in the middle of a handshake while
@@ -327,7 +363,7 @@ int run_serve(const ServeOptions& o) {
   std::uint16_t port = o.port;
   for (unsigned i = 0; i < threads; ++i) {
     auto listener = tcp_listen(o.listen, port, /*reuse_port=*/true);
-    if (!listener) return fail(listener.error().message, 1);
+    if (!listener) return fail(listener.error().message, 2);
     if (i == 0) {
       auto bound = local_port(listener->get());
       if (!bound) return fail(bound.error().message, 1);
@@ -339,6 +375,8 @@ int run_serve(const ServeOptions& o) {
   Shared sh{o, *ctx, *copts, {}, {}, {}};
   sh.session_config.files = files ? &*files : nullptr;
   sh.session_config.echo = o.echo;
+  sh.session_config.idle_timeout = *idle_timeout;
+  sh.session_config.header_timeout = *header_timeout;
   log_line(fmt::format("serving {} on {}:{} with {} thread(s) (backend {})",
                        o.echo ? "echo" : "HTTP/1.1", o.listen, port, threads,
                        to_string(copts->backend)));
@@ -377,6 +415,20 @@ Command add_serve_command(CLI::App& parent) {
                   "Connections one worker serves at once; more wait in the listen backlog "
                   "(sizes the worker's I/O engine queue)")
       ->check(CLI::Range(1u, kMaxConnectionsPerWorkerLimit))
+      ->capture_default_str();
+  app->add_option("--handshake-timeout", o->handshake_timeout_s,
+                  "Seconds from accept to the end of the TLS handshake")
+      ->capture_default_str();
+  app->add_option("--idle-timeout", o->idle_timeout_s,
+                  "Seconds a connection may wait for a request's first byte (after the "
+                  "handshake or the last answer)")
+      ->capture_default_str();
+  app->add_option("--header-timeout", o->header_timeout_s,
+                  "Seconds from a request's first byte to its end (head, and any body serve "
+                  "skips)")
+      ->capture_default_str();
+  app->add_option("--send-timeout", o->send_timeout_s,
+                  "Seconds any one write may wait for a client that does not read")
       ->capture_default_str();
   app->add_option("--connections", o->max_connections,
                   "Exit after this many connections (0: serve forever)")

@@ -137,6 +137,10 @@ Result<std::size_t> AsyncConnection::read_now(std::span<std::uint8_t> buf) {
 }
 
 void AsyncConnection::wait_readable(Done done) {
+  wait_readable(Clock::now() + options_.io_timeout, std::move(done));
+}
+
+void AsyncConnection::wait_readable(Clock::time_point deadline, Done done) {
   if (aborted_) return done(Error{"connection aborted", ECANCELED, ErrorKind::cancelled});
   // A peek, not a poll: on a kTLS socket poll says POLLIN as soon as part of a record has
   // arrived, where read_now() would still find nothing (and a poll loop would spin until the
@@ -144,10 +148,12 @@ void AsyncConnection::wait_readable(Done done) {
   // the next read), a control record (EIO), the end of the stream or an error, all of which
   // read_now() then reports. On plain TCP (userspace TLS) it completes with the first byte.
   Status started = engine_.recv(
-      fd_.get(), std::span(&peeked_, 1), MSG_PEEK, Clock::now() + options_.io_timeout,
-      [self = shared_from_this(), done](int r) {
+      fd_.get(), std::span(&peeked_, 1), MSG_PEEK, deadline,
+      [self = shared_from_this(), done, waited = deadline - Clock::now()](int r) {
         if (r == -ETIME || r == -ECANCELED)
-          return done(step_error(r, "waiting to read", self->options_.io_timeout));
+          return done(step_error(
+              r, "waiting to read",
+              std::chrono::ceil<std::chrono::milliseconds>(waited)));
         done(Status{});
       });
   if (!started) done(started.error());

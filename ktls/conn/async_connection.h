@@ -55,6 +55,9 @@ class AsyncConnection : public std::enable_shared_from_this<AsyncConnection> {
   // record on the kernel path) or options.io_timeout passed. Not while a read is in flight.
   Result<std::size_t> read_now(std::span<std::uint8_t> buf);
   void wait_readable(Done done);
+  // The same, until `deadline`: a server's own bounds (idle, whole request head) are not
+  // per wait.
+  void wait_readable(Clock::time_point deadline, Done done);
   // All of `data`; completes with data.size().
   void write(std::span<const std::uint8_t> data, IoDone done);
   // `len` bytes of `file` from `offset`: the kernel transport splices them to the socket

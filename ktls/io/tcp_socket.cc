@@ -83,24 +83,48 @@ Result<UniqueFd> tcp_connect(std::string_view host, std::uint16_t port,
                last.sys_errno};
 }
 
-Result<UniqueFd> tcp_listen(std::string_view address, std::uint16_t port, bool reuse_port,
-                            int backlog) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
+namespace {
+
+Result<socklen_t> listen_address(std::string_view address, std::uint16_t port,
+                                 sockaddr_storage& ss) {
   std::string a(address);
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
   if (::inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
-    len = sizeof *v4;
-  } else if (::inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
+    return socklen_t{sizeof *v4};
+  }
+  if (::inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(port);
-    len = sizeof *v6;
-  } else {
-    return make_error("listen address '{}' is not an IPv4 or IPv6 address", address);
+    return socklen_t{sizeof *v6};
   }
+  return make_error("listen address '{}' is not an IPv4 or IPv6 address", address);
+}
+
+}  // namespace
+
+Status port_in_use(std::string_view address, std::uint16_t port) {
+  sockaddr_storage ss{};
+  auto len = listen_address(address, port, ss);
+  if (!len) return len.error();
+  UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return errno_error(errno, "socket");
+  // As tcp_listen: a port left in TIME_WAIT by an earlier run is not in use.
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), *len) != 0)
+    return errno_error(errno, fmt::format("bind {}:{}", address, port));
+  return {};
+}
+
+Result<UniqueFd> tcp_listen(std::string_view address, std::uint16_t port, bool reuse_port,
+                            int backlog) {
+  sockaddr_storage ss{};
+  auto addr_len = listen_address(address, port, ss);
+  if (!addr_len) return addr_len.error();
+  const socklen_t len = *addr_len;
   UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return errno_error(errno, "socket");
   int one = 1;

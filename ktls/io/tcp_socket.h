@@ -18,7 +18,12 @@ Result<UniqueFd> tcp_connect(std::string_view host, std::uint16_t port,
                              std::chrono::milliseconds timeout);
 
 // A listening socket on address:port (port 0: any free port). `reuse_port` lets several
-// listeners (one per thread) share the port.
+// listeners (one per thread) share the port: with any other SO_REUSEPORT socket of the same
+// user too, so a server that must own its port checks port_in_use() first.
+// An error naming address:port when a socket (a listener of any process, even one sharing
+// with SO_REUSEPORT) holds it; binds without listening, so no connection is taken or reset.
+Status port_in_use(std::string_view address, std::uint16_t port);
+
 Result<UniqueFd> tcp_listen(std::string_view address, std::uint16_t port, bool reuse_port = false,
                             int backlog = 512);
 
