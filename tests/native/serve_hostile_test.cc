@@ -418,6 +418,9 @@ TEST_CASE("hostile: 300 connections against RLIMIT_NOFILE 256: no spin, no crash
   long growth = rss_kib_of(s.pid()) - after_first_round;
   MESSAGE("second round: RSS grew by " << growth << " KiB");
 #if !defined(__SANITIZE_ADDRESS__)
-  CHECK(growth < 4 * 1024);
+  // A connection in its handshake holds about 80 KiB: a round that leaked them would add
+  // about 24 MiB. How many were in their handshake at once (and so how far the heap grew
+  // before it was reused) depends on timing: a loaded machine measured 5 MiB.
+  CHECK(growth < 12 * 1024);
 #endif
 }
