@@ -29,6 +29,7 @@
 #include "ktls/io/tcp_socket.h"
 #include "tests/support/child_process.h"
 #include "tests/support/message_of.h"
+#include "tests/support/serve_process.h"
 #include "tests/support/tls_contexts.h"
 
 using namespace wasi_ktls;
@@ -38,17 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string serve_binary() {
-  if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
-    std::string p = std::string(srcdir) + "/wasi_ktls/tools/wasi-ktls";
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "bazel-bin/tools/wasi-ktls";  // by hand, from the repo root
-}
-
-std::string tail(const std::string& log, std::size_t n = 2000) {
-  return log.size() > n ? "..." + log.substr(log.size() - n) : log;
-}
+std::string tail(const std::string& log) { return log_tail(log); }
 
 int fd_count_of(int pid) {
   int n = 0;
@@ -86,18 +77,10 @@ const std::vector<std::string> kShortBounds = {
     "--handshake-timeout", "1", "--idle-timeout",  "1",
     "--header-timeout",    "2", "--send-timeout", "1"};
 
-struct Serve {
-  std::optional<ChildProcess> child;
-  std::uint16_t port = 0;
+struct Serve : ServeProcess {
   int baseline_fds = 0;
   long baseline_rss_kib = 0;
 
-  int pid() const { return child->pid(); }
-  const std::string& log() const { return child->output(); }
-  Status wait_log(std::string_view text, std::chrono::milliseconds timeout = 10s) {
-    return child->read_until([&](const std::string& out) { return out.find(text) != out.npos; },
-                             timeout);
-  }
   // Reads the log as it comes (so serve never blocks on a full pipe) until `pred` or timeout.
   template <class Pred>
   bool poll_until(Pred pred, std::chrono::milliseconds timeout) {
@@ -158,26 +141,12 @@ CurlResult curl_get(Serve& s, std::string_view target = "/bytes/1000") {
 // serve with the short bounds, one worker (so the hostile clients and curl share it), under
 // RLIMIT_NOFILE `nofile` if given; baselines taken after one request.
 Serve start_serve(std::vector<std::string> args = {}, int nofile = 0) {
-  std::vector<std::string> argv;
-  if (nofile > 0)  // exec keeps the pid: the child's pid is serve's own
-    argv = {"sh", "-c", "ulimit -n " + std::to_string(nofile) + " && exec \"$0\" \"$@\""};
-  argv.push_back(serve_binary());
-  for (const std::string& a : {std::string("serve"), std::string("--cert"), pki().server_cert,
-                               std::string("--key"), pki().server_key, std::string("--port"),
-                               std::string("0"), std::string("--threads"), std::string("1")})
-    argv.push_back(a);
-  argv.insert(argv.end(), kShortBounds.begin(), kShortBounds.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto child = ChildProcess::spawn(argv);
-  REQUIRE_MESSAGE(child.ok(), message_of(child));
-  Serve s;
-  s.child.emplace(std::move(*child));
-  Status up = s.wait_log("worker 0: engine");
-  REQUIRE_MESSAGE(up.ok(), message_of(up) << "\nlog:\n" << tail(s.log()));
-  auto at = s.log().find("on 127.0.0.1:");
-  REQUIRE(at != std::string::npos);
-  s.port = static_cast<std::uint16_t>(std::atoi(s.log().c_str() + at + 13));
-  REQUIRE(s.port != 0);
+  std::vector<std::string> all = kShortBounds;
+  all.insert(all.begin(), {"--threads", "1"});
+  all.insert(all.end(), args.begin(), args.end());
+  auto started = start_serve_process(pki().server_cert, pki().server_key, all, nofile);
+  REQUIRE_MESSAGE(started.ok(), message_of(started));
+  Serve s{std::move(*started)};
   CurlResult warm = curl_get(s);
   REQUIRE_MESSAGE(warm.ok, warm.output << "\nlog:\n" << tail(s.log()));
   // curl's connection ends at once, but serve notices at its own pace.
