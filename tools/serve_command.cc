@@ -1,5 +1,8 @@
 #include "tools/serve_command.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -188,7 +191,37 @@ class Worker {
     std::uint64_t n = ++sh_.accepted;
     if (sh_.options.max_connections != 0 && n >= sh_.options.max_connections)
       sh_.stop_accepting = true;
-    AsyncConnection::accept(engine_, std::move(conn_fd), sh_.ctx, sh_.conn_options,
+    // Nothing is set up for a client until its first bytes arrive (as nginx does): a flood
+    // of silent sockets then costs their fds and no TLS state (about 60 KiB each: the
+    // SSL, its record buffers, our input queue) until --handshake-timeout drops them.
+    const auto deadline = Clock::now() + sh_.conn_options.handshake_timeout;
+    const int fd = conn_fd.release();
+    Status st = engine_.poll(fd, POLLIN, deadline, [this, fd, peer, deadline](int res) {
+      UniqueFd owned(fd);
+      if (res < 0) {
+        const std::string why =
+            res == -ETIME ? fmt::format("no ClientHello within {} ms (--handshake-timeout)",
+                                        sh_.conn_options.handshake_timeout.count())
+                          : errno_error(-res, "waiting for the ClientHello").message;
+        log_line(fmt::format("peer={} handshake failed: {}", peer, why));
+        return connection_ended();
+      }
+      handshake(std::move(owned), peer, deadline);
+    });
+    if (!st) {
+      ::close(fd);
+      log_line(fmt::format("peer={} handshake failed: {}", peer, st.error().message));
+      connection_ended();
+    }
+    try_accept();
+  }
+
+  void handshake(UniqueFd conn_fd, const std::string& peer, Clock::time_point deadline) {
+    ConnectionOptions options = sh_.conn_options;  // the bound runs from accept
+    options.handshake_timeout = std::max(
+        std::chrono::milliseconds(1),
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+    AsyncConnection::accept(engine_, std::move(conn_fd), sh_.ctx, options,
                             [this, peer](Result<AsyncConnection::Ptr> c) {
                               if (!c) {
                                 log_line(fmt::format("peer={} handshake failed: {}", peer,
@@ -197,7 +230,6 @@ class Worker {
                               }
                               HttpSession::start(*c, peer, config_);
                             });
-    try_accept();
   }
 
   // One line when an episode starts, none per attempt: a server out of fds must not also
