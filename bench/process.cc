@@ -181,6 +181,16 @@ Result<std::uint64_t> process_rss(pid_t pid) {
   return make_error("no VmRSS for process {}", pid);
 }
 
+Result<std::uint64_t> process_fds(pid_t pid) {
+  std::error_code ec;
+  std::uint64_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  if (ec) return make_error("cannot list /proc/{}/fd: {}", pid, ec.message());
+  return n;
+}
+
 Status wait_listening(std::uint16_t port, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
