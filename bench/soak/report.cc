@@ -102,13 +102,17 @@ std::string markdown(const Summary& s) {
     << "| series | first | last | max | median after warm-up | verdict |\n|---|---:|---:|---:|---:|---|\n"
     << series_row("RSS", s.rss, true) << series_row("open fds", s.fds, false) << "\n"
     << "- RSS: " << s.rss.why << "\n- fds: " << s.fds.why << "\n"
-    << fmt::format("- fds before the first connection: {}; after the drain: {}\n\n", s.baseline_fds, s.final_fds)
+    << fmt::format("- fds before the first connection: {}; after the drain: {}\n", s.baseline_fds, s.final_fds)
+    << fmt::format("- kTLS sockets (kernel's TlsCurrTxSw/RxSw) before: {}/{}; after the drain: {}/{}\n\n",
+                   s.samples.front().ktls_tx, s.samples.front().ktls_rx, s.samples.back().ktls_tx,
+                   s.samples.back().ktls_rx)
     << "![RSS and fds over time](soak.png)\n\n"
-    << "| t (s) | phase | RSS | fds | open connections | messages | bytes checked |\n"
-       "|---:|---|---:|---:|---:|---:|---:|\n";
+    << "| t (s) | phase | RSS | fds | open connections | kTLS sockets TX/RX | messages | bytes checked |\n"
+       "|---:|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& x : s.samples)
-    o << fmt::format("| {:.0f} | {} | {} | {} | {} | {} | {} |\n", x.t_s, x.phase, mib(static_cast<double>(x.rss_bytes)),
-                     x.fds, x.open_connections, x.messages, bytes_text(static_cast<double>(x.bytes_checked)));
+    o << fmt::format("| {:.0f} | {} | {} | {} | {} | {}/{} | {} | {} |\n", x.t_s, x.phase,
+                     mib(static_cast<double>(x.rss_bytes)), x.fds, x.open_connections, x.ktls_tx, x.ktls_rx,
+                     x.messages, bytes_text(static_cast<double>(x.bytes_checked)));
   return o.str();
 }
 
@@ -117,13 +121,13 @@ Status write_outputs(const Summary& s, const std::string& dir) {
 
   nlohmann::json samples = nlohmann::json::array();
   std::ofstream csv(dir + "/samples.csv");
-  csv << "t_s,phase,rss_bytes,fds,open_connections,messages,bytes_checked\n";
+  csv << "t_s,phase,rss_bytes,fds,open_connections,messages,bytes_checked,ktls_tx,ktls_rx\n";
   for (const auto& x : s.samples) {
     samples.push_back({{"t_s", x.t_s}, {"phase", x.phase}, {"rss_bytes", x.rss_bytes}, {"fds", x.fds},
                        {"open_connections", x.open_connections}, {"messages", x.messages},
-                       {"bytes_checked", x.bytes_checked}});
-    csv << fmt::format("{:.1f},{},{},{},{},{},{}\n", x.t_s, x.phase, x.rss_bytes, x.fds, x.open_connections,
-                       x.messages, x.bytes_checked);
+                       {"bytes_checked", x.bytes_checked}, {"ktls_tx", x.ktls_tx}, {"ktls_rx", x.ktls_rx}});
+    csv << fmt::format("{:.1f},{},{},{},{},{},{},{},{}\n", x.t_s, x.phase, x.rss_bytes, x.fds, x.open_connections,
+                       x.messages, x.bytes_checked, x.ktls_tx, x.ktls_rx);
   }
   csv.close();
   nlohmann::json groups = nlohmann::json::array();
@@ -159,7 +163,7 @@ Status write_outputs(const Summary& s, const std::string& dir) {
   const std::string gp = dir + "/soak.gp";
   std::ofstream(gp) << "set terminal png size 1000,600 font ',11'\n"
                     << "set output '" << dir << "/soak.png'\n"
-                    << "set datafile separator ','\nset key outside bottom center horizontal\nset grid\n"
+                    << "set datafile separator ','\nset key outside top center horizontal\nset grid\n"
                     << fmt::format("set title 'wasi-ktls soak: {} connections, {:.0f} s ({})'\n", s.connections,
                                    s.duration_s, s.failures.empty() ? "pass" : "FAIL")
                     << "set xlabel 'time (s)'\nset ylabel 'RSS (MiB)'\nset y2label 'count'\n"

@@ -15,6 +15,9 @@ struct Sample {
   std::uint64_t open_connections = 0;  // established, both sides
   std::uint64_t messages = 0;          // cumulative
   std::uint64_t bytes_checked = 0;     // cumulative
+  // Sockets the kernel holds kTLS state for now (/proc/net/tls_stat TlsCurrTxSw/RxSw): the
+  // kernel groups' connections, and after the drain the proof that the kernel let go of them.
+  std::uint64_t ktls_tx = 0, ktls_rx = 0;
 };
 
 }  // namespace wasi_ktls::soak

@@ -22,6 +22,7 @@
 #include "bench/soak/group.h"
 #include "bench/soak/report.h"
 #include "bench/soak/summary.h"
+#include "ktls/probe/tls_stat.h"
 
 namespace wasi_ktls::soak {
 namespace {
@@ -34,6 +35,10 @@ Sample take_sample(double t, std::string phase, const Groups& groups) {
   s.phase = std::move(phase);
   if (auto r = bench::process_rss(::getpid())) s.rss_bytes = *r;
   if (auto f = bench::process_fds(::getpid())) s.fds = *f;
+  if (auto st = read_tls_stat()) {
+    s.ktls_tx = st->get("TlsCurrTxSw").value_or(0);
+    s.ktls_rx = st->get("TlsCurrRxSw").value_or(0);
+  }
   for (const auto& g : groups) {
     const Tally& t = g->tally();
     s.open_connections += t.live_clients + t.live_servers;
@@ -150,8 +155,9 @@ int run(int argc, char** argv) {
     std::this_thread::sleep_until(at);
     s.samples.push_back(take_sample(since_start(), "run", groups));
     const Sample& x = s.samples.back();
-    fmt::print("soak: t={:.0f}s rss={:.1f}MiB fds={} open={} messages={} checked={:.1f}MB errors={}\n", x.t_s,
-               static_cast<double>(x.rss_bytes) / 1048576.0, x.fds, x.open_connections, x.messages,
+    fmt::print("soak: t={:.0f}s rss={:.1f}MiB fds={} open={} ktls={}/{} messages={} checked={:.1f}MB errors={}\n",
+               x.t_s, static_cast<double>(x.rss_bytes) / 1048576.0, x.fds, x.open_connections, x.ktls_tx, x.ktls_rx,
+               x.messages,
                static_cast<double>(x.bytes_checked) / 1e6, [&] {
                  std::uint64_t e = 0;
                  for (const auto& g : groups) e += g->tally().errors();

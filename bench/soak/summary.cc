@@ -83,6 +83,11 @@ void judge(Summary& s) {
   if (!s.drained) f.push_back("connections still open when the drain's time was up");
   if (!s.rss.flat) f.push_back("RSS not flat: " + s.rss.why);
   if (!s.fds.flat) f.push_back("open fds not flat: " + s.fds.why);
+  const Sample& before = s.samples.front();
+  const Sample& after = s.samples.back();
+  if (after.ktls_tx != before.ktls_tx || after.ktls_rx != before.ktls_rx)
+    f.push_back(fmt::format("kTLS sockets (TX/RX) after the drain: {}/{}, before: {}/{}", after.ktls_tx,
+                            after.ktls_rx, before.ktls_tx, before.ktls_rx));
   if (s.final_fds != s.baseline_fds)
     f.push_back(fmt::format("{} fds open after the drain, {} before the first connection", s.final_fds,
                             s.baseline_fds));
