@@ -4,20 +4,24 @@
 
 namespace wasi_ktls::soak {
 
+const CountField kCountFields[12] = {
+    {"opened", &Counts::opened, &Tally::opened},
+    {"accepted", &Counts::accepted, &Tally::accepted},
+    {"closed_clean", &Counts::closed_clean, &Tally::closed_clean},
+    {"abrupt_fin", &Counts::abrupt_fin, &Tally::abrupt_fin},
+    {"abrupt_rst", &Counts::abrupt_rst, &Tally::abrupt_rst},
+    {"server_clean", &Counts::server_clean, &Tally::server_clean},
+    {"server_truncated", &Counts::server_truncated, &Tally::server_truncated},
+    {"server_reset", &Counts::server_reset, &Tally::server_reset},
+    {"messages", &Counts::messages, &Tally::messages},
+    {"bytes_checked", &Counts::bytes_checked, &Tally::bytes_checked},
+    {"mismatched_bytes", &Counts::mismatched_bytes, &Tally::mismatched_bytes},
+    {"mismatched_messages", &Counts::mismatched_messages, &Tally::mismatched_messages},
+};
+
 Counts& Counts::operator+=(const Counts& o) {
   connections += o.connections;
-  opened += o.opened;
-  accepted += o.accepted;
-  closed_clean += o.closed_clean;
-  abrupt_fin += o.abrupt_fin;
-  abrupt_rst += o.abrupt_rst;
-  server_clean += o.server_clean;
-  server_truncated += o.server_truncated;
-  server_reset += o.server_reset;
-  messages += o.messages;
-  bytes_checked += o.bytes_checked;
-  mismatched_bytes += o.mismatched_bytes;
-  mismatched_messages += o.mismatched_messages;
+  for (const auto& f : kCountFields) this->*f.count += o.*f.count;
   errors += o.errors;
   for (const auto& [k, v] : o.errors_by_kind) {
     auto& mine = errors_by_kind[k];
@@ -31,18 +35,7 @@ Counts counts_of(std::string name, unsigned connections, const Tally& t) {
   Counts c;
   c.name = std::move(name);
   c.connections = connections;
-  c.opened = t.opened;
-  c.accepted = t.accepted;
-  c.closed_clean = t.closed_clean;
-  c.abrupt_fin = t.abrupt_fin;
-  c.abrupt_rst = t.abrupt_rst;
-  c.server_clean = t.server_clean;
-  c.server_truncated = t.server_truncated;
-  c.server_reset = t.server_reset;
-  c.messages = t.messages;
-  c.bytes_checked = t.bytes_checked;
-  c.mismatched_bytes = t.mismatched_bytes;
-  c.mismatched_messages = t.mismatched_messages;
+  for (const auto& f : kCountFields) c.*f.count = t.*f.tally;
   c.errors_by_kind = t.errors_by_kind();
   c.errors = t.errors();
   return c;

@@ -28,6 +28,14 @@ struct Counts {
 
 Counts counts_of(std::string name, unsigned connections, const Tally& t);
 
+// Every number of Counts with its name (in samples.json) and the Tally counter it comes from.
+struct CountField {
+  const char* name;
+  std::uint64_t Counts::*count;
+  Tally::Counter Tally::*tally;
+};
+extern const CountField kCountFields[12];
+
 struct Summary {
   // Settings.
   double duration_s = 0, sample_interval_s = 0, tolerance = 0;
