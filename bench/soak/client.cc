@@ -74,7 +74,7 @@ class Client : public std::enable_shared_from_this<Client> {
         (r->header.length != request_.length || r->header.seed != reply_seed(request_.seed)))
       bad += kHeaderSize;
     g_.tally.message(kHeaderSize + (r->bad_header ? 0 : r->header.length), bad);
-    if (bad > 0) return end_connection();  // counted as a mismatch; out of step from here
+    if (bad > 0) return restart();  // counted as a mismatch; out of step from here
     std::uniform_real_distribution<double> u(0, 1);
     if (u(rng_) >= g_.traffic.close_probability) return pause([this] { exchange(); });
     if (u(rng_) >= g_.traffic.abrupt_share) return close_clean();
@@ -128,10 +128,14 @@ class Client : public std::enable_shared_from_this<Client> {
     --g_.tally.live_clients;
   }
 
-  // The error is counted; the slot starts again after a pause (a persistent failure must not
-  // spin), or retires if the soak is ending.
   void fail(const std::string& phase, const Error& e) {
     g_.tally.error("client " + phase, e);
+    restart();
+  }
+
+  // A new connection after a pause (a persistent failure must not spin), or none if the soak
+  // is ending.
+  void restart() {
     end_connection();
     tcp_.reset();
     if (g_.stopping) return retire();

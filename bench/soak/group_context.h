@@ -23,6 +23,9 @@ struct Traffic {
   double close_probability = 0.05;  // after each exchange the client closes and reconnects
   double abrupt_share = 0.25;       // of those closes: no close_notify (half FIN, half RST)
   std::uint64_t seed = 1;
+  // Every Nth reply of a group goes out with one byte inverted (0: never): a self-test that
+  // must make the soak fail with exactly that many mismatched bytes.
+  std::uint64_t corrupt_every = 0;
 };
 
 inline constexpr std::size_t kChunk = 16 * 1024;  // each side's buffer per connection
@@ -36,7 +39,8 @@ struct GroupContext {
   sockaddr_in server_addr{};
   Tally tally;
   std::atomic<bool> stopping{false};
-  std::atomic<unsigned> running_clients{0};  // slots that have not closed for good  // clients close cleanly at their next step, for good
+  std::atomic<unsigned> running_clients{0};  // slots that have not closed for good
+  std::uint64_t replies = 0;                  // sent by the server side (its thread only)  // clients close cleanly at their next step, for good
 };
 
 }  // namespace wasi_ktls::soak

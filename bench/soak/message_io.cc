@@ -14,13 +14,18 @@ struct Send : std::enable_shared_from_this<Send> {
   std::span<std::uint8_t> buf;
   MessageHeader h;
   std::function<void(Status)> done;
+  std::optional<std::uint64_t> flip_at;
   std::uint64_t sent = 0;  // payload bytes
 
   void first() {
     encode_header(h, buf.first<kHeaderSize>());
     std::size_t n = std::min<std::uint64_t>(buf.size() - kHeaderSize, h.length);
-    fill_payload(h.seed, 0, buf.subspan(kHeaderSize, n));
+    fill(0, buf.subspan(kHeaderSize, n));
     write(kHeaderSize + n, n);
+  }
+  void fill(std::uint64_t offset, std::span<std::uint8_t> out) {
+    fill_payload(h.seed, offset, out);
+    if (flip_at && *flip_at >= offset && *flip_at - offset < out.size()) out[*flip_at - offset] ^= 0xFF;
   }
   void write(std::size_t bytes, std::size_t payload) {
     conn->write(buf.first(bytes), [self = shared_from_this(), payload](Result<std::size_t> r) {
@@ -32,7 +37,7 @@ struct Send : std::enable_shared_from_this<Send> {
   void next() {
     if (sent == h.length) return done(Status{});
     std::size_t n = std::min<std::uint64_t>(buf.size(), h.length - sent);
-    fill_payload(h.seed, sent, buf.first(n));
+    fill(sent, buf.first(n));
     write(n, n);
   }
 };
@@ -89,8 +94,10 @@ struct Receive : std::enable_shared_from_this<Receive> {
 }  // namespace
 
 void send_message(const AsyncConnection::Ptr& conn, std::span<std::uint8_t> buf,
-                  const MessageHeader& h, std::function<void(Status)> done) {
+                  const MessageHeader& h, std::function<void(Status)> done,
+                  std::optional<std::uint64_t> flip_at) {
   auto s = std::make_shared<Send>();
+  s->flip_at = flip_at;
   s->conn = conn;
   s->buf = buf;
   s->h = h;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 
 #include "base/result.h"
@@ -14,9 +15,11 @@
 namespace wasi_ktls::soak {
 
 // Writes the header and `h.length` payload bytes; `buf` (at least kHeaderSize + 1 bytes) must
-// stay valid and unused by anything else until `done` runs.
+// stay valid and unused by anything else until `done` runs. `flip_at`, if set, is a payload
+// offset whose byte goes out inverted: the soak's proof that its receivers notice.
 void send_message(const AsyncConnection::Ptr& conn, std::span<std::uint8_t> buf,
-                  const MessageHeader& h, std::function<void(Status)> done);
+                  const MessageHeader& h, std::function<void(Status)> done,
+                  std::optional<std::uint64_t> flip_at = std::nullopt);
 
 struct Received {
   bool clean_end = false;       // close_notify where the next message would have begun

@@ -35,11 +35,17 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     g_.tally.message(kHeaderSize + (r->bad_header ? 0 : r->header.length), r->mismatched);
     if (r->mismatched > 0) return;  // counted; the stream is out of step, so it ends here
+    std::optional<std::uint64_t> flip;
+    if (g_.traffic.corrupt_every > 0 && ++g_.replies % g_.traffic.corrupt_every == 0) {
+      flip = r->header.length / 2;
+      ++g_.tally.corrupted;
+    }
     send_message(conn_, buf_, MessageHeader{r->header.length, reply_seed(r->header.seed)},
                  [self = shared_from_this()](Status s) {
                    if (!s) return self->g_.tally.error("server write reply", s.error());
                    self->next();
-                 });
+                 },
+                 flip);
   }
 
   // Between messages, the two ways a client's deliberate abrupt close can look; anywhere

@@ -96,6 +96,8 @@ int run(int argc, char** argv) {
   app.add_option("--drain-timeout", drain_s, "seconds allowed for every connection to close at the end")
       ->capture_default_str();
   app.add_option("--seed", s.traffic.seed, "seed of every random choice")->capture_default_str();
+  app.add_option("--corrupt-every", s.traffic.corrupt_every,
+                 "self-test: invert one byte of every Nth reply; the soak must then fail, finding each");
   CLI11_PARSE(app, argc, argv);
   s.traffic.think_mean = std::chrono::milliseconds(think_ms);
 

@@ -4,7 +4,7 @@
 
 namespace wasi_ktls::soak {
 
-const CountField kCountFields[12] = {
+const CountField kCountFields[13] = {
     {"opened", &Counts::opened, &Tally::opened},
     {"accepted", &Counts::accepted, &Tally::accepted},
     {"closed_clean", &Counts::closed_clean, &Tally::closed_clean},
@@ -17,6 +17,7 @@ const CountField kCountFields[12] = {
     {"bytes_checked", &Counts::bytes_checked, &Tally::bytes_checked},
     {"mismatched_bytes", &Counts::mismatched_bytes, &Tally::mismatched_bytes},
     {"mismatched_messages", &Counts::mismatched_messages, &Tally::mismatched_messages},
+    {"corrupted", &Counts::corrupted, &Tally::corrupted},
 };
 
 Counts& Counts::operator+=(const Counts& o) {
@@ -52,13 +53,20 @@ void judge(Summary& s) {
       fds.push_back(static_cast<double>(x.fds));
     }
   s.rss = judge_flat(rss, s.tolerance);
-  s.fds = judge_flat(fds, s.tolerance);
+  // A sample can catch a few connections between their close and their reconnect (a client's
+  // socket already closed while its server still answers the close_notify, or the other way
+  // round): 8 fds of slack, which only matters when few connections run (the smoke test).
+  // A leak shows anyway, as drift in a long run and as fds left after the drain.
+  s.fds = judge_flat(fds, s.tolerance, 8);
 
   auto& f = s.failures;
   const Counts& t = s.total;
   if (t.messages == 0) f.push_back("no message was exchanged");
   if (t.mismatched_bytes > 0)
     f.push_back(fmt::format("{} mismatched bytes in {} messages", t.mismatched_bytes, t.mismatched_messages));
+  if (t.corrupted > 0)
+    f.push_back(fmt::format("{} bytes corrupted on purpose (--corrupt-every), {} of them found", t.corrupted,
+                            t.mismatched_bytes));
   if (t.errors > 0) f.push_back(fmt::format("{} unexpected errors", t.errors));
   for (const auto& g : s.groups) {
     if (g.abrupt_fin != g.server_truncated || g.abrupt_rst != g.server_reset)

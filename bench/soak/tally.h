@@ -26,6 +26,7 @@ struct Tally {
   Counter bytes_checked{0};     // header and payload bytes regenerated and compared
   Counter mismatched_bytes{0};
   Counter mismatched_messages{0};
+  Counter corrupted{0};     // bytes inverted on purpose (--corrupt-every)
   Counter live_clients{0};  // client connections established now
   Counter live_servers{0};  // server connections established now
   Counter pending{0};       // handshakes (either side) and connects in progress

@@ -7,7 +7,7 @@
 
 namespace wasi_ktls::soak {
 
-Flatness judge_flat(const std::vector<double>& run, double tolerance) {
+Flatness judge_flat(const std::vector<double>& run, double tolerance, double min_band) {
   Flatness f;
   if (run.empty()) {
     f.why = "no samples";
@@ -27,12 +27,12 @@ Flatness judge_flat(const std::vector<double>& run, double tolerance) {
   double worst = 0;
   for (double v : later) worst = std::max(worst, std::abs(v - f.median));
   const double drift = later.back() - later.front();
-  const double band = tolerance * f.median;
+  const double band = std::max(tolerance * f.median, min_band);
   f.flat = worst <= band && std::abs(drift) <= band;
   f.why = fmt::format("after warm-up ({} samples): median {:.4g}, farthest {:.2f}% from it, drift {:+.2f}%; "
-                      "allowed {:.0f}%",
+                      "allowed {:.2f}%",
                       later.size(), f.median, 100 * worst / f.median, 100 * drift / f.median,
-                      100 * tolerance);
+                      100 * band / f.median);
   return f;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The soak cannot rot: tools/soak for 20 s on 32 connections (8 per transport x engine) in the
 # kernel lab must pass, with closes made frequent enough that both abrupt kinds (FIN, RST)
-# and clean closes happen, the kernel groups really on kTLS, and all four outputs written.
+# and clean closes happen, the kernel groups really on kTLS, and all four outputs written;
+# then a short run with bytes corrupted on purpose must fail, having found each of them.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"  # root (cwd), check
 out=$(mktemp -d)
@@ -34,6 +35,19 @@ s = json.load(open(sys.argv[1]))["samples"]
 assert max(x["ktls_tx"] for x in s if x["phase"] == "run") >= 16, s
 assert s[-1]["phase"] == "drained" and s[-1]["ktls_tx"] == s[-1]["ktls_rx"] == 0, s[-1]
 ' "$out/samples.json"
+
+# The checks can fail: one byte inverted in every 10th reply must be found, each one, and
+# must fail the soak.
+timeout 120 tools/soak --duration 4 --connections 4 --out "$out/corrupt" --sample-interval 1 \
+  --think-ms 100 --corrupt-every 10 >"$out/corrupt.stdout" 2>&1
+status=$?
+grep -E '^soak: (PASS|FAIL)|mismatched bytes|corrupted on purpose' "$out/corrupt.stdout"
+check "with --corrupt-every the soak exits 1" test "$status" -eq 1
+check "every corrupted byte was found, and no other" python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["total"]
+assert t["corrupted"] > 0 and t["mismatched_bytes"] == t["corrupted"] == t["mismatched_messages"], t
+' "$out/corrupt/samples.json"
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

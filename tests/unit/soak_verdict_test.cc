@@ -28,3 +28,9 @@ TEST_CASE("too few samples is no verdict of flatness") {
   CHECK_FALSE(f.flat);
   CHECK(f.why.find("only") != std::string::npos);
 }
+
+TEST_CASE("a small count gets an absolute band: a few units are no leak, a steady climb is") {
+  CHECK_FALSE(judge_flat({76, 76, 76, 76, 72, 76, 76, 76}, 0.05).flat);
+  CHECK(judge_flat({76, 76, 76, 76, 72, 76, 76, 76}, 0.05, 8).flat);
+  CHECK_FALSE(judge_flat({76, 79, 82, 85, 88, 91, 94, 97, 100, 103}, 0.05, 8).flat);
+}
