@@ -32,14 +32,14 @@ class Client : public std::enable_shared_from_this<Client> {
   }
 
  private:
-  Clock::time_point deadline() const { return Clock::now() + g_.options.io_timeout; }
+  Clock::time_point deadline() const { return Clock::now() + g_.client_options.io_timeout; }
 
   void on_tcp(int r) {
     if (r < 0) {
       --g_.tally.pending;
       return fail("connect", errno_error(-r, "connect"));
     }
-    AsyncConnection::connect(g_.engine, std::move(tcp_), g_.client_tls, "localhost", g_.options,
+    AsyncConnection::connect(g_.engine, std::move(tcp_), g_.client_tls, "localhost", g_.client_options,
                              [self = shared_from_this()](Result<AsyncConnection::Ptr> c) {
                                self->on_tls(std::move(c));
                              });

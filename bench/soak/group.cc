@@ -25,8 +25,11 @@ Result<std::unique_ptr<Group>> Group::create(const GroupSpec& spec, const Policy
   if (!port) return port.error();
 
   auto ctx = std::unique_ptr<GroupContext>(new GroupContext{
-      *engine->engine, spec.transport, *client_tls, *server_tls, options, traffic, {}, {}, {}, {}});
-  ctx->options.backend = spec.transport == Transport::kernel ? Backend::ktls : Backend::userspace;
+      *engine->engine, spec.transport, *client_tls, *server_tls, options, options, traffic, {}, {}, {}, {}});
+  // Clients insist on their group's transport; kernel servers use auto, and fall back only in
+  // the one case the kernel cannot take (server.cc: late_handover).
+  ctx->client_options.backend = spec.transport == Transport::kernel ? Backend::ktls : Backend::userspace;
+  ctx->server_options.backend = spec.transport == Transport::kernel ? Backend::auto_ : Backend::userspace;
   ctx->traffic.seed = traffic.seed * 31 + static_cast<std::uint64_t>(spec.transport) * 7 +
                       static_cast<std::uint64_t>(spec.engine);
   ctx->server_addr.sin_family = AF_INET;

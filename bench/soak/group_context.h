@@ -34,7 +34,7 @@ struct GroupContext {
   Engine& engine;
   Transport transport;
   TlsContext client_tls, server_tls;
-  ConnectionOptions options;
+  ConnectionOptions client_options, server_options;
   Traffic traffic;
   sockaddr_in server_addr{};
   Tally tally;

@@ -79,7 +79,12 @@ std::string markdown(const Summary& s) {
   for (const auto& g : s.groups) o << group_row(g);
   o << group_row(t) << "\n";
   o << "The abrupt closes are the only errors provoked on purpose; each must reach its server as exactly one "
-       "truncation (FIN) or one reset (RST) between two messages.\n\n";
+       "truncation (FIN) or one reset (RST) between two messages.\n\n"
+    << fmt::format("Kernel-group servers that went on in userspace because their client had already closed "
+                   "(close_notify and FIN in before the server's hand-over; the kernel takes keys only on an "
+                   "ESTABLISHED socket; only clients closing right after their handshake, at the drain, do "
+                   "this): {}\n\n",
+                   t.server_late);
   if (!t.errors_by_kind.empty()) {
     o << "Unexpected errors (all groups; one example each):\n\n";
     for (const auto& [k, v] : t.errors_by_kind) o << "- " << k << ": " << v.first << " (" << v.second << ")\n";

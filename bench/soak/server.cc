@@ -65,6 +65,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::uint8_t> buf_;
 };
 
+// A client that closes right after its handshake (every client in the drain may) can have its
+// close_notify and FIN in before the server hands its keys over: the kernel takes keys only on
+// an ESTABLISHED socket, so `auto` goes on in userspace, which must still see the clean close.
+bool late_handover(const GroupContext& g, const AsyncConnection& c) {
+  return g.transport == Transport::kernel && c.transport() == Transport::userspace &&
+         c.transport_reason().find("not ESTABLISHED") != std::string::npos;
+}
+
 void accept_next(GroupContext& g, int listener) {
   Status st = g.engine.accept(listener, kNoDeadline, [&g, listener](int r) {
     if (r == -ECANCELED) return;  // the group is finishing
@@ -72,12 +80,13 @@ void accept_next(GroupContext& g, int listener) {
       g.tally.error("server accept", errno_error(-r, "accept"));
     } else {
       ++g.tally.pending;
-      AsyncConnection::accept(g.engine, UniqueFd(r), g.server_tls, g.options,
+      AsyncConnection::accept(g.engine, UniqueFd(r), g.server_tls, g.server_options,
                               [&g](Result<AsyncConnection::Ptr> c) {
                                 --g.tally.pending;
                                 if (!c) return g.tally.error("server handshake", c.error());
                                 ++g.tally.accepted;
-                                if ((*c)->transport() != g.transport)
+                                if (late_handover(g, **c)) ++g.tally.server_late;
+                                else if ((*c)->transport() != g.transport)
                                   return g.tally.error("server handshake",
                                                        make_error("transport {} instead of {}: {}",
                                                                   to_string((*c)->transport()),

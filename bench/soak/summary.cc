@@ -4,7 +4,7 @@
 
 namespace wasi_ktls::soak {
 
-const CountField kCountFields[13] = {
+const CountField kCountFields[14] = {
     {"opened", &Counts::opened, &Tally::opened},
     {"accepted", &Counts::accepted, &Tally::accepted},
     {"closed_clean", &Counts::closed_clean, &Tally::closed_clean},
@@ -13,6 +13,7 @@ const CountField kCountFields[13] = {
     {"server_clean", &Counts::server_clean, &Tally::server_clean},
     {"server_truncated", &Counts::server_truncated, &Tally::server_truncated},
     {"server_reset", &Counts::server_reset, &Tally::server_reset},
+    {"server_late_handover", &Counts::server_late, &Tally::server_late},
     {"messages", &Counts::messages, &Tally::messages},
     {"bytes_checked", &Counts::bytes_checked, &Tally::bytes_checked},
     {"mismatched_bytes", &Counts::mismatched_bytes, &Tally::mismatched_bytes},

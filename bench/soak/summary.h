@@ -19,7 +19,7 @@ struct Counts {
   std::string name;
   unsigned connections = 0;
   std::uint64_t opened = 0, accepted = 0, closed_clean = 0, abrupt_fin = 0, abrupt_rst = 0,
-                server_clean = 0, server_truncated = 0, server_reset = 0, messages = 0,
+                server_clean = 0, server_truncated = 0, server_reset = 0, server_late = 0, messages = 0,
                 bytes_checked = 0, mismatched_bytes = 0, mismatched_messages = 0, corrupted = 0, errors = 0;
   std::map<std::string, std::pair<std::uint64_t, std::string>> errors_by_kind;
 
@@ -34,7 +34,7 @@ struct CountField {
   std::uint64_t Counts::*count;
   Tally::Counter Tally::*tally;
 };
-extern const CountField kCountFields[13];
+extern const CountField kCountFields[14];
 
 struct Summary {
   // Settings.

@@ -22,6 +22,8 @@ struct Tally {
   Counter server_clean{0};      // server: saw close_notify between messages, answered it
   Counter server_truncated{0};  // server: truncation between messages (the expected FIN kind)
   Counter server_reset{0};      // server: connection reset between messages (the RST kind)
+  Counter server_late{0};       // server (kernel groups): the client closed before our hand-over
+                                // (only at the drain), so the kernel refused the keys: userspace
   Counter messages{0};          // requests checked by servers + replies checked by clients
   Counter bytes_checked{0};     // header and payload bytes regenerated and compared
   Counter mismatched_bytes{0};
