@@ -181,9 +181,9 @@ Result<std::uint64_t> process_rss(pid_t pid) {
   return make_error("no VmRSS for process {}", pid);
 }
 
-Result<std::size_t> process_fds(pid_t pid) {
+Result<std::uint64_t> process_fds(pid_t pid) {
   std::error_code ec;
-  std::size_t n = 0;
+  std::uint64_t n = 0;
   for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
     ++n;

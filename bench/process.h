@@ -68,7 +68,7 @@ Cpu operator-(const Cpu& a, const Cpu& b);
 // Its resident set in bytes (/proc/PID/status VmRSS).
 Result<std::uint64_t> process_rss(pid_t pid);
 // How many file descriptors it has open (/proc/PID/fd).
-Result<std::size_t> process_fds(pid_t pid);
+Result<std::uint64_t> process_fds(pid_t pid);
 
 // Waits until something accepts TCP connections on 127.0.0.1:port (bounded).
 Status wait_listening(std::uint16_t port, std::chrono::milliseconds timeout);
